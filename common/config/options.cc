@@ -1,0 +1,164 @@
+// Every configuration key dogwatch reads: one declaration each, from which loading, validation,
+// `agent config` and docs/configuration.md are derived. Keys and defaults follow datadog.yaml.
+
+#include "common/config/config.h"
+
+namespace dogwatch::config {
+namespace {
+
+constexpr int64_t kMiB = 1024 * 1024;
+
+Option Bool(std::string key, bool def, std::string doc, std::vector<std::string> aliases = {}) {
+  return Option{std::move(key), Type::kBool, Value(def), std::move(doc), std::move(aliases)};
+}
+Option Int(std::string key, int64_t def, int64_t min, int64_t max, std::string doc,
+           std::vector<std::string> aliases = {}) {
+  Option o{std::move(key), Type::kInt, Value(def), std::move(doc), std::move(aliases)};
+  o.min_int = min;
+  o.max_int = max;
+  return o;
+}
+Option Double(std::string key, double def, std::string doc, std::vector<std::string> aliases = {}) {
+  return Option{std::move(key), Type::kDouble, Value(def), std::move(doc), std::move(aliases)};
+}
+Option Str(std::string key, std::string def, std::string doc, std::vector<std::string> aliases = {}) {
+  return Option{std::move(key), Type::kString, Value(std::move(def)), std::move(doc), std::move(aliases)};
+}
+Option Enum(std::string key, std::string def, std::vector<std::string> allowed, std::string doc,
+            std::vector<std::string> aliases = {}) {
+  Option o{std::move(key), Type::kString, Value(std::move(def)), std::move(doc), std::move(aliases)};
+  o.allowed_values = std::move(allowed);
+  return o;
+}
+Option List(std::string key, std::string doc, std::vector<std::string> aliases = {}) {
+  return Option{std::move(key), Type::kStringList, Value(StringList{}), std::move(doc), std::move(aliases)};
+}
+Option Map(std::string key, std::string doc, std::vector<std::string> aliases = {}) {
+  Option o{std::move(key), Type::kStringListMap, Value(StringListMap{}), std::move(doc), std::move(aliases)};
+  return o;
+}
+Option Sensitive(Option o) {
+  o.sensitive = true;
+  return o;
+}
+Option NoSecrets(Option o) {
+  o.forbid_secret_handles = true;
+  o.sensitive = o.sensitive || o.type == Type::kStringList;  // backend arguments may carry tokens
+  return o;
+}
+
+std::vector<Option> AllOptions() {
+  const int64_t kPortMax = 65535;
+  return {
+      // --- identity, intake, logging
+      Sensitive(Str("api_key", "", "Datadog API key. Without one, payloads go to the local intake.")),
+      Sensitive(Str("app_key", "", "Datadog application key (EVP proxy requests that need one).")),
+      Str("site", "datadoghq.com", "Datadog site; intake hosts are derived from it."),
+      Str("dd_url", "", "Override for the metrics intake URL.", {"DD_DD_URL", "DD_URL"}),
+      Str("hostname", "", "Hostname reported with every payload; empty: the system hostname."),
+      List("tags", "Host tags added to every metric, trace and process payload."),
+      List("extra_tags", "More host tags, appended to `tags`."),
+      Str("env", "", "Default env tag."),
+      Enum("log_level", "info", {"trace", "debug", "info", "warn", "warning", "error", "critical", "off"},
+           "Log verbosity."),
+      Str("log_file", "", "Log file; empty: standard error."),
+      Str("run_path", "/var/run/dogwatch", "Directory for runtime state (disk queue, local intake)."),
+      Bool("eks_fargate", false, "Sidecar mode: no host-level data (EKS Fargate, Cloud Run).", {"DD_EKS_FARGATE"}),
+      Bool("skip_ssl_validation", false, "Do not verify the intake's TLS certificate."),
+      Str("proxy.http", "", "Proxy for HTTP requests.", {"DD_PROXY_HTTP"}),
+      Str("proxy.https", "", "Proxy for HTTPS requests.", {"DD_PROXY_HTTPS"}),
+      List("proxy.no_proxy", "Hosts that bypass the proxy.", {"DD_PROXY_NO_PROXY"}),
+
+      // --- secrets
+      NoSecrets(Str("secret_backend_command", "", "Executable that resolves ENC[handle] values.")),
+      NoSecrets(List("secret_backend_arguments", "Arguments for the secret backend command.")),
+      NoSecrets(Int("secret_backend_timeout", 30, 1, 3600, "Seconds the backend may run.")),
+      NoSecrets(Int("secret_backend_output_max_size", kMiB, 1024, 64 * kMiB, "Largest backend output accepted.")),
+      NoSecrets(Bool("secret_backend_skip_checks", false, "Skip the backend's permission checks.")),
+      NoSecrets(Bool("secret_backend_command_allow_group_exec_perm", false,
+                     "Let the backend's group read and execute it.")),
+      NoSecrets(Bool("secret_backend_remove_trailing_line_break", false,
+                     "Strip one trailing line break from resolved values.")),
+
+      // --- IPC and health
+      Str("agent_ipc.socket", "/var/run/dogwatch/agent.sock", "Core IPC socket (gRPC) used by the sub-agents.",
+          {"DD_AGENT_IPC_SOCKET"}),
+      Int("agent_ipc.socket_mode", 0660, 0, 0777, "File mode of the IPC sockets (write it in octal: 0660)."),
+      Str("agent_ipc.socket_group", "", "Group owning the IPC sockets; empty: the process's group."),
+      List("agent_ipc.allowed_uids", "Extra peer uids allowed on IPC sockets, besides root and the agent's uid."),
+      Int("agent_ipc.max_message_bytes", 32 * kMiB, 1024, 256 * kMiB, "Largest IPC message accepted."),
+      Int("health_port", 5555, 0, kPortMax, "Health HTTP port (/live, /ready, /startup); 0 = off."),
+      Str("health_bind_host", "0.0.0.0", "Address the health server binds (Kubernetes probes need it reachable)."),
+
+      // --- forwarder
+      Int("forwarder_timeout", 20, 1, 600, "Seconds per intake request."),
+      Int("forwarder_backoff_base", 2, 0, 3600, "Retry backoff base, seconds."),
+      Int("forwarder_backoff_max", 64, 1, 86400, "Retry backoff cap, seconds."),
+      Double("forwarder_backoff_factor", 2.0, "Retry backoff growth factor."),
+      Int("forwarder_recovery_interval", 2, 1, 1000, "Errors forgiven per success."),
+      Bool("forwarder_recovery_reset", false, "Reset the error count on the first success."),
+      Int("forwarder_retry_queue_payloads_max_size", 15 * kMiB, 0, 4096 * kMiB,
+          "Bytes of payloads kept in memory awaiting delivery."),
+      Int("forwarder_storage_max_size_in_bytes", 0, 0, int64_t{1} << 40,
+          "On-disk queue bound in bytes; 0 disables the disk queue."),
+      Str("forwarder_storage_path", "", "On-disk queue directory; empty: <run_path>/transactions_to_retry."),
+      Map("additional_endpoints", "More metrics intakes: URL → list of API keys."),
+      Bool("local_intake.enabled", true, "Deliver to the built-in local intake when no api_key is set."),
+      Int("local_intake.port", 5556, 0, kPortMax, "Local intake HTTP port (Datadog paths + inspection); 0 = off."),
+      Str("local_intake.bind_host", "127.0.0.1", "Address the local intake binds."),
+      Str("local_intake.storage_path", "", "Local intake storage; empty: <run_path>/intake."),
+      Int("local_intake.max_size_in_bytes", 64 * kMiB, kMiB, int64_t{1} << 40, "Local intake storage bound."),
+
+      // --- supervisor
+      Bool("supervisor.enabled", false, "`agent run` starts and supervises the enabled sub-agents."),
+      Str("supervisor.bin_dir", "", "Where the sub-agent executables are; empty: next to `agent`."),
+
+      // --- APM (trace-agent)
+      Bool("apm_config.enabled", true, "Run the trace-agent.", {"DD_APM_ENABLED"}),
+      Int("apm_config.receiver_port", 8126, 0, kPortMax, "Trace intake TCP port; 0 = off.",
+          {"DD_APM_RECEIVER_PORT", "DD_RECEIVER_PORT"}),
+      Str("apm_config.receiver_socket", "/var/run/dogwatch/apm.socket", "Trace intake unix socket; empty = off.",
+          {"DD_APM_RECEIVER_SOCKET"}),
+      Bool("apm_config.apm_non_local_traffic", false, "Listen on all interfaces for traces.",
+           {"DD_APM_NON_LOCAL_TRAFFIC"}),
+      Str("apm_config.apm_dd_url", "", "Override for the trace intake URL.", {"DD_APM_DD_URL"}),
+      Map("apm_config.additional_endpoints", "More trace intakes: URL → API keys.",
+          {"DD_APM_ADDITIONAL_ENDPOINTS"}),
+      Int("apm_config.max_request_bytes", 25 * kMiB, 1024, 1024 * kMiB, "Largest trace request accepted (413 above).",
+          {"DD_APM_MAX_REQUEST_BYTES"}),
+      Int("apm_config.receiver_timeout", 5, 1, 600, "Seconds to read a request.", {"DD_APM_RECEIVER_TIMEOUT"}),
+      Double("apm_config.target_traces_per_second", 10.0, "Priority sampler target.",
+             {"DD_APM_TARGET_TPS", "DD_APM_MAX_TPS"}),
+      Str("apm_config.env", "", "Default env for traces (falls back to `env`)."),
+
+      // --- DogStatsD
+      Bool("use_dogstatsd", true, "Run the DogStatsD server.", {"DD_USE_DOGSTATSD"}),
+      Int("dogstatsd_port", 8125, 0, kPortMax, "DogStatsD UDP port; 0 = off."),
+      Str("dogstatsd_socket", "/var/run/dogwatch/dsd.socket", "DogStatsD unix datagram socket; empty = off."),
+      Bool("dogstatsd_non_local_traffic", false, "Listen on all interfaces for DogStatsD."),
+
+      // --- processes and containers
+      Bool("process_config.process_collection.enabled", false, "Collect live processes.",
+           {"DD_PROCESS_AGENT_ENABLED", "DD_PROCESS_CONFIG_ENABLED"}),
+      Bool("process_config.container_collection.enabled", true, "Collect containers."),
+      Str("process_config.process_dd_url", "", "Override for the process intake URL.",
+          {"DD_PROCESS_AGENT_URL", "DD_PROCESS_AGENT_PROCESS_DD_URL"}),
+      Map("process_config.additional_endpoints", "More process intakes: URL → API keys.",
+          {"DD_PROCESS_ADDITIONAL_ENDPOINTS"}),
+
+      // --- system-probe (read by system-probe from system-probe.yaml, by others to find its socket)
+      Bool("system_probe_config.enabled", false, "Run system-probe.", {"DD_SYSTEM_PROBE_ENABLED"}),
+      Str("system_probe_config.sysprobe_socket", "/var/run/dogwatch/sysprobe.sock", "system-probe's socket.",
+          {"DD_SYSPROBE_SOCKET"}),
+      Bool("network_config.enabled", false, "Network flow collection.", {"DD_SYSTEM_PROBE_NETWORK_ENABLED"}),
+  };
+}
+
+}  // namespace
+
+const OptionTable& DefaultOptions() {
+  static const OptionTable* table = new OptionTable(AllOptions());
+  return *table;
+}
+
+}  // namespace dogwatch::config
