@@ -19,9 +19,11 @@ function(dogwatch_test name)
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)
   endif()
-  catch_discover_tests(${name}
-    PROPERTIES LABELS "${ARG_LABELS}"
-    ENVIRONMENT "DOGWATCH_BIN_DIR=${PROJECT_BINARY_DIR}/bin;DOGWATCH_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+  # Where the executables and the sources are, for integration tests and doc checks
+  # ($DOGWATCH_BIN_DIR overrides the first at run time).
+  target_compile_definitions(${name} PRIVATE DOGWATCH_TEST_BIN_DIR="${PROJECT_BINARY_DIR}/bin"
+                                             DOGWATCH_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  catch_discover_tests(${name} PROPERTIES LABELS "${ARG_LABELS}")
 endfunction()
 
 # dogwatch_fuzzer(NAME SOURCES ... DEPS ...): a libFuzzer target, built only with DOGWATCH_BUILD_FUZZERS.
@@ -35,6 +37,7 @@ function(dogwatch_fuzzer name)
   target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_libraries(${name} PRIVATE ${ARG_DEPS})
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/fuzz)
+  set_property(GLOBAL APPEND PROPERTY DOGWATCH_FUZZERS ${name})
 endfunction()
 
 # dogwatch_benchmark(NAME SOURCES ... DEPS ...): a Google Benchmark binary.

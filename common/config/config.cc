@@ -46,8 +46,8 @@ std::string SecretHandleOf(std::string_view text) {
 }
 
 absl::Status TypeError(std::string_view origin, std::string_view key, Type expected, std::string_view got) {
-  return absl::InvalidArgumentError(Cat(origin, ": key '", key, "': expected ", TypeName(expected),
-                                                 ", got ", got));
+  return absl::InvalidArgumentError(
+      Cat(origin, ": key '", key, "': expected ", TypeName(expected), ", got ", got));
 }
 
 std::string DescribeYaml(const YAML::Node& node) {
@@ -176,7 +176,8 @@ std::string ValueToText(const Value& value) {
     std::string operator()(const StringList& l) const { return strings::Join(l, " "); }
     std::string operator()(const StringListMap& m) const {
       std::string out;
-      for (const auto& [k, v] : m) strings::AppendTo(&out, out.empty() ? "" : "; ", k, " -> ", strings::Join(v, " "));
+      for (const auto& [k, v] : m)
+        strings::AppendTo(&out, out.empty() ? "" : "; ", k, " -> ", strings::Join(v, " "));
       return out;
     }
   };
@@ -238,7 +239,9 @@ const Option* OptionTable::Find(std::string_view key) const {
   return it == index_.end() ? nullptr : &options_[it->second];
 }
 
-bool OptionTable::IsSection(std::string_view prefix) const { return sections_.find(prefix) != sections_.end(); }
+bool OptionTable::IsSection(std::string_view prefix) const {
+  return sections_.find(prefix) != sections_.end();
+}
 
 absl::StatusOr<bool> ParseBool(std::string_view text) {
   std::string t = Lower(Strip(text));
@@ -276,7 +279,7 @@ absl::StatusOr<StringList> ParseEnvList(std::string_view text) {
     doc.Parse<rapidjson::kParseIterativeFlag>(t.data(), t.size());
     if (doc.HasParseError()) {
       return absl::InvalidArgumentError(Cat("invalid JSON list at offset ", doc.GetErrorOffset(), ": ",
-                                                     rapidjson::GetParseError_En(doc.GetParseError())));
+                                            rapidjson::GetParseError_En(doc.GetParseError())));
     }
     if (!doc.IsArray()) return absl::InvalidArgumentError("expected a JSON array");
     if (doc.Size() > kMaxListItems) return absl::InvalidArgumentError("list has more than 10000 items");
@@ -301,7 +304,7 @@ absl::StatusOr<StringListMap> ParseEnvMap(std::string_view text) {
   doc.Parse<rapidjson::kParseIterativeFlag>(t.data(), t.size());
   if (doc.HasParseError()) {
     return absl::InvalidArgumentError(Cat("invalid JSON object at offset ", doc.GetErrorOffset(), ": ",
-                                                   rapidjson::GetParseError_En(doc.GetParseError())));
+                                          rapidjson::GetParseError_En(doc.GetParseError())));
   }
   if (!doc.IsObject()) return absl::InvalidArgumentError("expected a JSON object");
   if (doc.MemberCount() > kMaxListItems) return absl::InvalidArgumentError("more than 10000 entries");
@@ -311,9 +314,11 @@ absl::StatusOr<StringListMap> ParseEnvMap(std::string_view text) {
     if (member.value.IsString()) {
       list.emplace_back(member.value.GetString(), member.value.GetStringLength());
     } else if (member.value.IsArray()) {
-      if (member.value.Size() > kMaxListItems) return absl::InvalidArgumentError("list has more than 10000 items");
+      if (member.value.Size() > kMaxListItems)
+        return absl::InvalidArgumentError("list has more than 10000 items");
       for (const auto& item : member.value.GetArray()) {
-        if (!item.IsString()) return absl::InvalidArgumentError(Cat("entry '", key, "': items must be strings"));
+        if (!item.IsString())
+          return absl::InvalidArgumentError(Cat("entry '", key, "': items must be strings"));
         list.emplace_back(item.GetString(), item.GetStringLength());
       }
     } else {
@@ -344,9 +349,9 @@ absl::Status Config::Validate(const Option& option, Value& value, std::string_vi
       bool found = false;
       for (const auto& allowed : option.allowed_values) found = found || lowered == allowed;
       if (!found) {
-        return absl::InvalidArgumentError(Cat(origin, ": key '", option.key, "': ", Quote(*text),
-                                                       " is not one of: ",
-                                                       strings::Join(option.allowed_values, ", ")));
+        return absl::InvalidArgumentError(
+            Cat(origin, ": key '", option.key, "': ", Quote(*text),
+                " is not one of: ", strings::Join(option.allowed_values, ", ")));
       }
       *text = lowered;
     }
@@ -357,8 +362,8 @@ absl::Status Config::Validate(const Option& option, Value& value, std::string_vi
   if (auto* number = std::get_if<int64_t>(&value)) {
     if ((option.min_int && *number < *option.min_int) || (option.max_int && *number > *option.max_int)) {
       return absl::InvalidArgumentError(Cat(origin, ": key '", option.key, "': ", *number,
-                                                     " is out of range [", option.min_int.value_or(INT64_MIN), ", ",
-                                                     option.max_int.value_or(INT64_MAX), "]"));
+                                            " is out of range [", option.min_int.value_or(INT64_MIN), ", ",
+                                            option.max_int.value_or(INT64_MAX), "]"));
     }
   }
   return absl::OkStatus();
@@ -388,8 +393,8 @@ absl::Status Config::MergeYaml(std::string_view yaml_text, std::string_view file
   try {
     root = YAML::Load(std::string(yaml_text));
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(Cat(file_name, ":", e.mark.line + 1, ":", e.mark.column + 1,
-                                                   ": invalid YAML: ", e.msg));
+    return absl::InvalidArgumentError(
+        Cat(file_name, ":", e.mark.line + 1, ":", e.mark.column + 1, ": invalid YAML: ", e.msg));
   }
   size_t visited = 0;
   // Walks nested mappings, joining keys with '.', until a declared option is reached.
@@ -397,11 +402,11 @@ absl::Status Config::MergeYaml(std::string_view yaml_text, std::string_view file
       [&](const YAML::Node& node, const std::string& prefix, size_t depth) -> absl::Status {
     if (++visited > kMaxYamlNodesVisited) {
       return absl::InvalidArgumentError(Cat(file_name, ": document expands to more than ",
-                                                     kMaxYamlNodesVisited, " nodes (alias expansion?)"));
+                                            kMaxYamlNodesVisited, " nodes (alias expansion?)"));
     }
     if (depth > kMaxYamlDepth) {
       return absl::InvalidArgumentError(Cat(YamlOrigin(file_name, node), ": key '", prefix,
-                                                     "': nested deeper than ", kMaxYamlDepth, " levels"));
+                                            "': nested deeper than ", kMaxYamlDepth, " levels"));
     }
     if (!prefix.empty()) {
       if (const Option* option = table_->Find(prefix)) {
@@ -433,8 +438,8 @@ absl::Status Config::MergeYaml(std::string_view yaml_text, std::string_view file
     if (table_->IsSection(prefix)) {
       if (node.IsNull()) return absl::OkStatus();  // "apm_config:" with all children commented out
       return absl::InvalidArgumentError(Cat(YamlOrigin(file_name, node), ": key '", prefix,
-                                                     "' is a section and must be a mapping, got ",
-                                                     DescribeYaml(node)));
+                                            "' is a section and must be a mapping, got ",
+                                            DescribeYaml(node)));
     }
     if (unknown_keys_.size() < 1000) unknown_keys_.push_back(prefix);
     return absl::OkStatus();
@@ -511,7 +516,9 @@ const Entry& Config::EntryFor(std::string_view key, Type expected) const {
 }
 
 bool Config::GetBool(std::string_view key) const { return std::get<bool>(EntryFor(key, Type::kBool).value); }
-int64_t Config::GetInt(std::string_view key) const { return std::get<int64_t>(EntryFor(key, Type::kInt).value); }
+int64_t Config::GetInt(std::string_view key) const {
+  return std::get<int64_t>(EntryFor(key, Type::kInt).value);
+}
 double Config::GetDouble(std::string_view key) const {
   return std::get<double>(EntryFor(key, Type::kDouble).value);
 }
@@ -630,8 +637,8 @@ void Config::ToSnapshot(core::ConfigSnapshot* snapshot, uint64_t generation) con
   }
 }
 
-absl::StatusOr<Config> Config::FromSnapshot(const core::ConfigSnapshot& snapshot, const char* const* environment,
-                                            const OptionTable& table) {
+absl::StatusOr<Config> Config::FromSnapshot(const core::ConfigSnapshot& snapshot,
+                                            const char* const* environment, const OptionTable& table) {
   Config config(table);
   for (const core::ConfigEntry& in : snapshot.entries()) {
     const Option* option = table.Find(in.key());
@@ -657,7 +664,8 @@ absl::StatusOr<Config> Config::FromSnapshot(const core::ConfigSnapshot& snapshot
         break;
       case core::ConfigValue::kMapValue: {
         StringListMap map;
-        for (const auto& [k, list] : v.map_value().entries()) map[k] = StringList(list.values().begin(), list.values().end());
+        for (const auto& [k, list] : v.map_value().entries())
+          map[k] = StringList(list.values().begin(), list.values().end());
         value = std::move(map);
         break;
       }
@@ -665,8 +673,8 @@ absl::StatusOr<Config> Config::FromSnapshot(const core::ConfigSnapshot& snapshot
         return absl::InvalidArgumentError(Cat("config snapshot: key '", in.key(), "' has no value"));
     }
     if (value.index() != option->default_value.index()) {
-      return absl::InvalidArgumentError(Cat("config snapshot: key '", in.key(), "' has the wrong type (expected ",
-                                                     TypeName(option->type), ")"));
+      return absl::InvalidArgumentError(Cat("config snapshot: key '", in.key(),
+                                            "' has the wrong type (expected ", TypeName(option->type), ")"));
     }
     if (in.source() == core::CONFIG_SOURCE_DEFAULT) continue;
     RETURN_IF_ERROR(config.Set(in.key(), std::move(value), Source::kCore, "core"));
@@ -675,13 +683,48 @@ absl::StatusOr<Config> Config::FromSnapshot(const core::ConfigSnapshot& snapshot
   return config;
 }
 
+std::string OptionsReferenceMarkdown(const OptionTable& table) {
+  std::string out =
+      "# Configuration reference\n\n"
+      "Generated from the option table (`common/config/options.cc`) by `agent config --docs`; a unit test\n"
+      "keeps this file in sync. Precedence: default < `dogwatch.yaml` (same keys as `datadog.yaml`) <\n"
+      "environment. Every key also reads `DD_` + the key upper-cased with dots as underscores; the\n"
+      "aliases below are read after it. Lists take YAML lists, space-separated text or a JSON array;\n"
+      "mappings take YAML mappings or a JSON object. Sensitive keys are never printed or served over IPC;\n"
+      "any string value may be `ENC[handle]`, resolved by `secret_backend_command`.\n\n"
+      "| key | type | default | environment | description |\n|---|---|---|---|---|\n";
+  for (const Option& option : table.options()) {
+    std::string def = ValueToText(option.default_value);
+    if (option.type == Type::kInt && option.key.find("socket_mode") != std::string::npos) {
+      char octal[16];
+      std::snprintf(octal, sizeof(octal), "0%llo",
+                    static_cast<unsigned long long>(std::get<int64_t>(option.default_value)));
+      def = octal;
+    }
+    std::string env = Cat("`", CanonicalEnvName(option.key), "`");
+    for (const auto& alias : option.env_aliases) {
+      if (alias != CanonicalEnvName(option.key)) strings::AppendTo(&env, ", `", alias, "`");
+    }
+    std::string doc = option.doc;
+    if (!option.allowed_values.empty())
+      strings::AppendTo(&doc, " One of: ", strings::Join(option.allowed_values, ", "), ".");
+    if (option.sensitive) doc += " Sensitive.";
+    strings::AppendTo(&out, "| `", option.key, "` | ", TypeName(option.type), " | ",
+                      def.empty() ? "" : Cat("`", def, "`"), " | ", env, " | ", doc, " |\n");
+  }
+  return out;
+}
+
 std::string Config::ToScrubbedYaml() const {
   std::ostringstream out;
   for (const Option& option : table_->options()) {
     const Entry& entry = entries_.find(option.key)->second;
     std::string shown;
+    const auto* text = std::get_if<std::string>(&entry.value);
     if (entry.secret_handle) {
       shown = Cat("ENC[", entry.secret_handle.value(), "]");
+    } else if (text != nullptr && IsSecretHandleText(*text)) {
+      shown = std::string(Strip(*text));  // an unresolved handle names a secret, it is not one
     } else if (option.sensitive) {
       bool empty = std::visit([](const auto& v) { return ValueToText(Value(v)).empty(); }, entry.value);
       shown = empty ? "\"\"" : "\"********\"";
@@ -696,7 +739,8 @@ std::string Config::ToScrubbedYaml() const {
               emitter << YAML::BeginMap;
               for (const auto& [k, list] : v) {
                 emitter << YAML::Key << k << YAML::Value << YAML::BeginSeq;
-                // The only mappings are additional_endpoints (URL → API keys): keys are scrubbed like api_key.
+                // The only mappings are additional_endpoints (URL → API keys): keys are scrubbed like
+                // api_key.
                 for (size_t i = 0; i < list.size(); ++i) emitter << "********";
                 emitter << YAML::EndSeq;
               }

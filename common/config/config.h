@@ -68,6 +68,9 @@ class OptionTable {
 // All keys dogwatch understands (common/config/options.cc).
 const OptionTable& DefaultOptions();
 
+// docs/configuration.md: every option with its type, default, environment names and doc.
+std::string OptionsReferenceMarkdown(const OptionTable& table = DefaultOptions());
+
 // The canonical environment variable name of a key: DD_ + upper-cased key with '.' → '_'.
 std::string CanonicalEnvName(std::string_view key);
 
@@ -98,8 +101,7 @@ class Config {
   explicit Config(const OptionTable& table = DefaultOptions());
 
   // defaults < file < environment, validated.
-  static absl::StatusOr<Config> Load(const LoadOptions& options,
-                                     const OptionTable& table = DefaultOptions());
+  static absl::StatusOr<Config> Load(const LoadOptions& options, const OptionTable& table = DefaultOptions());
   // A sub-agent's view: the core's snapshot, then the sub-agent's own DD_* environment on top.
   static absl::StatusOr<Config> FromSnapshot(const core::ConfigSnapshot& snapshot,
                                              const char* const* environment,

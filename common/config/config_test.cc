@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -88,7 +89,8 @@ TEST_CASE("canonical env names are DD_ plus the upper-cased key") {
 
 TEST_CASE("lists and maps from YAML and environment") {
   Config config;
-  REQUIRE(config.MergeYaml("tags: [a:b, c]\nadditional_endpoints:\n  https://x.example: [k1, k2]\n", "t.yaml").ok());
+  REQUIRE(config.MergeYaml("tags: [a:b, c]\nadditional_endpoints:\n  https://x.example: [k1, k2]\n", "t.yaml")
+              .ok());
   CHECK(config.GetStringList("tags") == std::vector<std::string>{"a:b", "c"});
   CHECK(config.GetStringListMap("additional_endpoints").at("https://x.example").size() == 2);
   Env env({"DD_TAGS=team:x env:prod", R"(DD_ADDITIONAL_ENDPOINTS={"https://y.example": ["k3"]})"});
@@ -184,9 +186,10 @@ TEST_CASE("alias bombs and deep nesting are bounded") {
 
 TEST_CASE("secret handles are found, applied, and never printed") {
   Config config;
-  REQUIRE(config.MergeYaml("api_key: ENC[dd_api_key]\nhostname: ENC[host]\n"
-                           "additional_endpoints:\n  https://b.example: [\"ENC[second]\"]\n",
-                           "s.yaml")
+  REQUIRE(config
+              .MergeYaml("api_key: ENC[dd_api_key]\nhostname: ENC[host]\n"
+                         "additional_endpoints:\n  https://b.example: [\"ENC[second]\"]\n",
+                         "s.yaml")
               .ok());
   auto refs = config.SecretReferences();
   REQUIRE(refs.size() == 3);
@@ -216,7 +219,9 @@ TEST_CASE("secret handles are refused in the backend's own settings") {
 
 TEST_CASE("a sub-agent's config is the core's snapshot plus its own environment") {
   Config core;
-  REQUIRE(core.MergeYaml("apm_config:\n  receiver_port: 9000\nenv: staging\napi_key: secret-key-1234\n", "c.yaml").ok());
+  REQUIRE(
+      core.MergeYaml("apm_config:\n  receiver_port: 9000\nenv: staging\napi_key: secret-key-1234\n", "c.yaml")
+          .ok());
   dogwatch::core::ConfigSnapshot snapshot;
   core.ToSnapshot(&snapshot, 1);
   Env env({"DD_ENV=prod"});
@@ -233,4 +238,12 @@ TEST_CASE("octal socket modes") {
   Config config;
   REQUIRE(config.MergeYaml("agent_ipc:\n  socket_mode: 0600\n", "m.yaml").ok());
   CHECK(config.GetInt("agent_ipc.socket_mode") == 0600);
+}
+
+TEST_CASE("docs/configuration.md is generated from the option table and in sync") {
+  std::ifstream in(std::string(DOGWATCH_TEST_SOURCE_DIR) + "/docs/configuration.md");
+  REQUIRE(in.good());
+  std::string committed((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  INFO("regenerate with: build/bin/agent config --docs > docs/configuration.md");
+  CHECK(committed == dogwatch::config::OptionsReferenceMarkdown());
 }

@@ -8,34 +8,44 @@ namespace {
 
 constexpr int64_t kMiB = 1024 * 1024;
 
+Option Make(std::string key, Type type, Value def, std::string doc, std::vector<std::string> aliases) {
+  Option o;
+  o.key = std::move(key);
+  o.type = type;
+  o.default_value = std::move(def);
+  o.doc = std::move(doc);
+  o.env_aliases = std::move(aliases);
+  return o;
+}
+
 Option Bool(std::string key, bool def, std::string doc, std::vector<std::string> aliases = {}) {
-  return Option{std::move(key), Type::kBool, Value(def), std::move(doc), std::move(aliases)};
+  return Make(std::move(key), Type::kBool, Value(def), std::move(doc), std::move(aliases));
 }
 Option Int(std::string key, int64_t def, int64_t min, int64_t max, std::string doc,
            std::vector<std::string> aliases = {}) {
-  Option o{std::move(key), Type::kInt, Value(def), std::move(doc), std::move(aliases)};
+  Option o = Make(std::move(key), Type::kInt, Value(def), std::move(doc), std::move(aliases));
   o.min_int = min;
   o.max_int = max;
   return o;
 }
 Option Double(std::string key, double def, std::string doc, std::vector<std::string> aliases = {}) {
-  return Option{std::move(key), Type::kDouble, Value(def), std::move(doc), std::move(aliases)};
+  return Make(std::move(key), Type::kDouble, Value(def), std::move(doc), std::move(aliases));
 }
 Option Str(std::string key, std::string def, std::string doc, std::vector<std::string> aliases = {}) {
-  return Option{std::move(key), Type::kString, Value(std::move(def)), std::move(doc), std::move(aliases)};
+  return Make(std::move(key), Type::kString, Value(std::move(def)), std::move(doc), std::move(aliases));
 }
 Option Enum(std::string key, std::string def, std::vector<std::string> allowed, std::string doc,
             std::vector<std::string> aliases = {}) {
-  Option o{std::move(key), Type::kString, Value(std::move(def)), std::move(doc), std::move(aliases)};
+  Option o = Make(std::move(key), Type::kString, Value(std::move(def)), std::move(doc), std::move(aliases));
   o.allowed_values = std::move(allowed);
   return o;
 }
 Option List(std::string key, std::string doc, std::vector<std::string> aliases = {}) {
-  return Option{std::move(key), Type::kStringList, Value(StringList{}), std::move(doc), std::move(aliases)};
+  return Make(std::move(key), Type::kStringList, Value(StringList{}), std::move(doc), std::move(aliases));
 }
 Option Map(std::string key, std::string doc, std::vector<std::string> aliases = {}) {
-  Option o{std::move(key), Type::kStringListMap, Value(StringListMap{}), std::move(doc), std::move(aliases)};
-  return o;
+  return Make(std::move(key), Type::kStringListMap, Value(StringListMap{}), std::move(doc),
+              std::move(aliases));
 }
 Option Sensitive(Option o) {
   o.sensitive = true;
@@ -63,7 +73,8 @@ std::vector<Option> AllOptions() {
            "Log verbosity."),
       Str("log_file", "", "Log file; empty: standard error."),
       Str("run_path", "/var/run/dogwatch", "Directory for runtime state (disk queue, local intake)."),
-      Bool("eks_fargate", false, "Sidecar mode: no host-level data (EKS Fargate, Cloud Run).", {"DD_EKS_FARGATE"}),
+      Bool("eks_fargate", false, "Sidecar mode: no host-level data (EKS Fargate, Cloud Run).",
+           {"DD_EKS_FARGATE"}),
       Bool("skip_ssl_validation", false, "Do not verify the intake's TLS certificate."),
       Str("proxy.http", "", "Proxy for HTTP requests.", {"DD_PROXY_HTTP"}),
       Str("proxy.https", "", "Proxy for HTTPS requests.", {"DD_PROXY_HTTPS"}),
@@ -73,7 +84,8 @@ std::vector<Option> AllOptions() {
       NoSecrets(Str("secret_backend_command", "", "Executable that resolves ENC[handle] values.")),
       NoSecrets(List("secret_backend_arguments", "Arguments for the secret backend command.")),
       NoSecrets(Int("secret_backend_timeout", 30, 1, 3600, "Seconds the backend may run.")),
-      NoSecrets(Int("secret_backend_output_max_size", kMiB, 1024, 64 * kMiB, "Largest backend output accepted.")),
+      NoSecrets(
+          Int("secret_backend_output_max_size", kMiB, 1024, 64 * kMiB, "Largest backend output accepted.")),
       NoSecrets(Bool("secret_backend_skip_checks", false, "Skip the backend's permission checks.")),
       NoSecrets(Bool("secret_backend_command_allow_group_exec_perm", false,
                      "Let the backend's group read and execute it.")),
@@ -81,14 +93,17 @@ std::vector<Option> AllOptions() {
                      "Strip one trailing line break from resolved values.")),
 
       // --- IPC and health
-      Str("agent_ipc.socket", "/var/run/dogwatch/agent.sock", "Core IPC socket (gRPC) used by the sub-agents.",
-          {"DD_AGENT_IPC_SOCKET"}),
+      Str("agent_ipc.socket", "/var/run/dogwatch/agent.sock",
+          "Core IPC socket (gRPC) used by the sub-agents.", {"DD_AGENT_IPC_SOCKET"}),
       Int("agent_ipc.socket_mode", 0660, 0, 0777, "File mode of the IPC sockets (write it in octal: 0660)."),
       Str("agent_ipc.socket_group", "", "Group owning the IPC sockets; empty: the process's group."),
-      List("agent_ipc.allowed_uids", "Extra peer uids allowed on IPC sockets, besides root and the agent's uid."),
+      List("agent_ipc.allowed_uids",
+           "Extra peer uids allowed on IPC sockets, besides root and the agent's uid."),
+      Int("agent_ipc.connect_timeout", 30, 1, 3600, "Seconds a sub-agent waits for the core at start."),
       Int("agent_ipc.max_message_bytes", 32 * kMiB, 1024, 256 * kMiB, "Largest IPC message accepted."),
       Int("health_port", 5555, 0, kPortMax, "Health HTTP port (/live, /ready, /startup); 0 = off."),
-      Str("health_bind_host", "0.0.0.0", "Address the health server binds (Kubernetes probes need it reachable)."),
+      Str("health_bind_host", "0.0.0.0",
+          "Address the health server binds (Kubernetes probes need it reachable)."),
 
       // --- forwarder
       Int("forwarder_timeout", 20, 1, 600, "Seconds per intake request."),
@@ -104,7 +119,8 @@ std::vector<Option> AllOptions() {
       Str("forwarder_storage_path", "", "On-disk queue directory; empty: <run_path>/transactions_to_retry."),
       Map("additional_endpoints", "More metrics intakes: URL → list of API keys."),
       Bool("local_intake.enabled", true, "Deliver to the built-in local intake when no api_key is set."),
-      Int("local_intake.port", 5556, 0, kPortMax, "Local intake HTTP port (Datadog paths + inspection); 0 = off."),
+      Int("local_intake.port", 5556, 0, kPortMax,
+          "Local intake HTTP port (Datadog paths + inspection); 0 = off."),
       Str("local_intake.bind_host", "127.0.0.1", "Address the local intake binds."),
       Str("local_intake.storage_path", "", "Local intake storage; empty: <run_path>/intake."),
       Int("local_intake.max_size_in_bytes", 64 * kMiB, kMiB, int64_t{1} << 40, "Local intake storage bound."),
@@ -117,16 +133,17 @@ std::vector<Option> AllOptions() {
       Bool("apm_config.enabled", true, "Run the trace-agent.", {"DD_APM_ENABLED"}),
       Int("apm_config.receiver_port", 8126, 0, kPortMax, "Trace intake TCP port; 0 = off.",
           {"DD_APM_RECEIVER_PORT", "DD_RECEIVER_PORT"}),
-      Str("apm_config.receiver_socket", "/var/run/dogwatch/apm.socket", "Trace intake unix socket; empty = off.",
-          {"DD_APM_RECEIVER_SOCKET"}),
+      Str("apm_config.receiver_socket", "/var/run/dogwatch/apm.socket",
+          "Trace intake unix socket; empty = off.", {"DD_APM_RECEIVER_SOCKET"}),
       Bool("apm_config.apm_non_local_traffic", false, "Listen on all interfaces for traces.",
            {"DD_APM_NON_LOCAL_TRAFFIC"}),
       Str("apm_config.apm_dd_url", "", "Override for the trace intake URL.", {"DD_APM_DD_URL"}),
       Map("apm_config.additional_endpoints", "More trace intakes: URL → API keys.",
           {"DD_APM_ADDITIONAL_ENDPOINTS"}),
-      Int("apm_config.max_request_bytes", 25 * kMiB, 1024, 1024 * kMiB, "Largest trace request accepted (413 above).",
-          {"DD_APM_MAX_REQUEST_BYTES"}),
-      Int("apm_config.receiver_timeout", 5, 1, 600, "Seconds to read a request.", {"DD_APM_RECEIVER_TIMEOUT"}),
+      Int("apm_config.max_request_bytes", 25 * kMiB, 1024, 1024 * kMiB,
+          "Largest trace request accepted (413 above).", {"DD_APM_MAX_REQUEST_BYTES"}),
+      Int("apm_config.receiver_timeout", 5, 1, 600, "Seconds to read a request.",
+          {"DD_APM_RECEIVER_TIMEOUT"}),
       Double("apm_config.target_traces_per_second", 10.0, "Priority sampler target.",
              {"DD_APM_TARGET_TPS", "DD_APM_MAX_TPS"}),
       Str("apm_config.env", "", "Default env for traces (falls back to `env`)."),

@@ -72,9 +72,10 @@ void IpcServer::AcceptLoop() {
         refused_.fetch_add(1);
         uint64_t suppressed = 0;
         if (refused_log.Allow(&suppressed)) {
-          logger->warn("{}: refused connection from uid {} pid {} (not allowed; {} more refused since last report)",
-                       options_.listen.path, peer.ok() ? static_cast<int64_t>(peer->uid) : -1,
-                       peer.ok() ? static_cast<int64_t>(peer->pid) : -1, suppressed);
+          logger->warn(
+              "{}: refused connection from uid {} pid {} (not allowed; {} more refused since last report)",
+              options_.listen.path, peer.ok() ? static_cast<int64_t>(peer->uid) : -1,
+              peer.ok() ? static_cast<int64_t>(peer->pid) : -1, suppressed);
         }
         close(client);
         continue;

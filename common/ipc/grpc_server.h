@@ -12,12 +12,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/ipc/unix_socket.h"
-
-namespace grpc {
-class Server;
-class Service;
-class Channel;
-}  // namespace grpc
+#include "grpcpp/channel.h"
+#include "grpcpp/server.h"
 
 namespace dogwatch::ipc {
 

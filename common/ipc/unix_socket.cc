@@ -130,8 +130,8 @@ absl::StatusOr<int> ListenUnix(const ListenOptions& options) {
       saved = errno;
       close(fd);
       unlink(options.path.c_str());
-      return absl::PermissionDeniedError(
-          Cat(key, ": cannot give '", options.path, "' to group '", options.group, "': ", std::strerror(saved)));
+      return absl::PermissionDeniedError(Cat(key, ": cannot give '", options.path, "' to group '",
+                                             options.group, "': ", std::strerror(saved)));
     }
   }
   if (chmod(options.path.c_str(), options.mode & 0777) != 0) {

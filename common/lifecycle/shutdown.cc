@@ -21,7 +21,7 @@ void ShutdownSignal::BlockTerminationSignals() {
   sigset_t set = TerminationSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   // Writes to a closed socket must return EPIPE, not kill the process.
-  signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGPIPE, SIG_IGN);
 }
 
 void ShutdownSignal::WatchSignals(std::function<void()> on_reload) {

@@ -24,9 +24,8 @@ absl::Status Init(std::string_view process_name, std::string_view level, std::st
   auto parsed = spdlog::level::from_str(std::string(level));
   // from_str maps unknown names to "off"; only accept "off" when it was asked for.
   if (parsed == spdlog::level::off && level != "off") {
-    return absl::InvalidArgumentError(
-        "log_level: unknown level '" + std::string(level) +
-        "' (expected trace, debug, info, warn, error, critical or off)");
+    return absl::InvalidArgumentError("log_level: unknown level '" + std::string(level) +
+                                      "' (expected trace, debug, info, warn, error, critical or off)");
   }
   std::lock_guard<std::mutex> lock(g_mu);
   g_process = std::string(process_name);
@@ -44,7 +43,8 @@ absl::Status Init(std::string_view process_name, std::string_view level, std::st
     logger->sinks().assign(1, g_sink);
     logger->set_level(g_level);
   });
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e UTC | " + g_process + " | %^%l%$ | (%n) %v", spdlog::pattern_time_type::utc);
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e UTC | " + g_process + " | %^%l%$ | (%n) %v",
+                      spdlog::pattern_time_type::utc);
   return absl::OkStatus();
 }
 
@@ -53,7 +53,8 @@ std::shared_ptr<spdlog::logger> Get(const std::string& component) {
   if (auto existing = spdlog::get(component)) return existing;
   auto logger = std::make_shared<spdlog::logger>(component, SinkLocked());
   logger->set_level(g_level);
-  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e UTC | " + g_process + " | %^%l%$ | (%n) %v", spdlog::pattern_time_type::utc);
+  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e UTC | " + g_process + " | %^%l%$ | (%n) %v",
+                      spdlog::pattern_time_type::utc);
   spdlog::register_logger(logger);
   return logger;
 }

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "spdlog/spdlog.h"
 
 namespace dogwatch::log {
@@ -36,3 +37,12 @@ class RateLimiter {
 };
 
 }  // namespace dogwatch::log
+
+// Debian's absl::string_view is not std::string_view; let loggers format it (status messages) directly.
+template <>
+struct fmt::formatter<absl::string_view> : fmt::formatter<std::string_view> {
+  template <typename FormatContext>
+  auto format(absl::string_view text, FormatContext& ctx) const {
+    return fmt::formatter<std::string_view>::format(std::string_view(text.data(), text.size()), ctx);
+  }
+};

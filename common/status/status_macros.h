@@ -7,10 +7,10 @@
 #define DW_STATUS_CONCAT_INNER(a, b) a##b
 #define DW_STATUS_CONCAT(a, b) DW_STATUS_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                   \
-  do {                                          \
-    ::absl::Status dw_status_ = (expr);         \
-    if (!dw_status_.ok()) return dw_status_;    \
+#define RETURN_IF_ERROR(expr)                \
+  do {                                       \
+    ::absl::Status dw_status_ = (expr);      \
+    if (!dw_status_.ok()) return dw_status_; \
   } while (0)
 
 #define DW_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

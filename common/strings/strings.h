@@ -17,8 +17,8 @@ inline void Append(std::string& out, std::string_view piece) { out.append(piece)
 inline void Append(std::string& out, const char* piece) { out.append(piece); }
 inline void Append(std::string& out, char c) { out.push_back(c); }
 template <typename T>
-  requires(std::is_arithmetic_v<T> && !std::is_same_v<T, char> && !std::is_same_v<T, bool>)
-void Append(std::string& out, T number) {
+requires(std::is_arithmetic_v<T> && !std::is_same_v<T, char> &&
+         !std::is_same_v<T, bool>) void Append(std::string& out, T number) {
   char buffer[64];
   auto result = std::to_chars(buffer, buffer + sizeof(buffer), number);
   out.append(buffer, result.ptr);
@@ -26,13 +26,11 @@ void Append(std::string& out, T number) {
 inline void Append(std::string& out, bool b) { out.append(b ? "true" : "false"); }
 // Any other contiguous string type (absl::string_view, whose Debian build is not std's).
 template <typename T>
-  requires requires(const T& t) {
-    { t.data() } -> std::convertible_to<const char*>;
-    { t.size() } -> std::convertible_to<size_t>;
-  }
-void Append(std::string& out, const T& text) {
-  out.append(text.data(), text.size());
+requires requires(const T& t) {
+  { t.data() } -> std::convertible_to<const char*>;
+  { t.size() } -> std::convertible_to<size_t>;
 }
+void Append(std::string& out, const T& text) { out.append(text.data(), text.size()); }
 }  // namespace internal
 
 template <typename... Pieces>
@@ -47,7 +45,9 @@ void AppendTo(std::string* out, const Pieces&... pieces) {
   (internal::Append(*out, pieces), ...);
 }
 
-inline bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+inline bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 inline std::string_view Strip(std::string_view text) {
   while (!text.empty() && IsSpace(text.front())) text.remove_prefix(1);

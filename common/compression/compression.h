@@ -1,0 +1,69 @@
+#pragma once
+// gzip, zlib ("deflate" as Datadog and HTTP use the word: the RFC 1950 zlib format) and zstd.
+//
+// Every decompression takes a hard cap on the output size: the bodies we decompress come from the
+// network, and a few kilobytes of zstd or gzip can expand to gigabytes. Corrupt, truncated or
+// oversized input is an error that says which of those it was; nothing here throws or aborts.
+
+#include <cstddef>
+#include <limits>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace dogwatch::compression {
+
+enum class Codec {
+  kIdentity,  // no compression
+  kGzip,      // RFC 1952
+  kZlib,      // RFC 1950, sent as "Content-Encoding: deflate"
+  kZstd,      // RFC 8878
+};
+
+// Selects each codec's own default level (zlib 6, zstd 3). Not -1: zstd's negative levels are real.
+inline constexpr int kDefaultLevel = std::numeric_limits<int>::min();
+
+// The Content-Encoding token for `codec`: "identity", "gzip", "deflate" or "zstd".
+std::string_view ContentEncodingName(Codec codec);
+
+// Maps a Content-Encoding header value to a codec. Accepts "" and "identity" (no compression),
+// "gzip" / "x-gzip", "deflate" and "zstd", case-insensitively and ignoring surrounding blanks.
+// Anything else (including stacked encodings such as "gzip, zstd") is InvalidArgument.
+absl::StatusOr<Codec> CodecForContentEncoding(std::string_view content_encoding);
+
+// Compresses `data`. `level` is kDefaultLevel or a codec level (zlib/gzip 0-9, zstd
+// ZSTD_minCLevel()..ZSTD_maxCLevel()); an out-of-range level is InvalidArgument.
+absl::StatusOr<std::string> Compress(Codec codec, std::string_view data, int level = kDefaultLevel);
+
+// Decompresses `data`, failing with ResourceExhausted ("decompressed size exceeds N bytes") as soon
+// as the output would grow past `max_output_bytes`, and with InvalidArgument on corrupt or
+// truncated input. Concatenated gzip members and zstd frames are decoded as one stream.
+absl::StatusOr<std::string> Decompress(Codec codec, std::string_view data, size_t max_output_bytes);
+
+// Decompress with the codec named by an HTTP Content-Encoding value (see CodecForContentEncoding).
+absl::StatusOr<std::string> DecompressByContentEncoding(std::string_view content_encoding,
+                                                        std::string_view data, size_t max_output_bytes);
+
+// Shorthands for the fixed-codec cases.
+inline absl::StatusOr<std::string> GzipCompress(std::string_view data, int level = kDefaultLevel) {
+  return Compress(Codec::kGzip, data, level);
+}
+inline absl::StatusOr<std::string> ZlibCompress(std::string_view data, int level = kDefaultLevel) {
+  return Compress(Codec::kZlib, data, level);
+}
+inline absl::StatusOr<std::string> ZstdCompress(std::string_view data, int level = kDefaultLevel) {
+  return Compress(Codec::kZstd, data, level);
+}
+inline absl::StatusOr<std::string> GzipDecompress(std::string_view data, size_t max_output_bytes) {
+  return Decompress(Codec::kGzip, data, max_output_bytes);
+}
+inline absl::StatusOr<std::string> ZlibDecompress(std::string_view data, size_t max_output_bytes) {
+  return Decompress(Codec::kZlib, data, max_output_bytes);
+}
+inline absl::StatusOr<std::string> ZstdDecompress(std::string_view data, size_t max_output_bytes) {
+  return Decompress(Codec::kZstd, data, max_output_bytes);
+}
+
+}  // namespace dogwatch::compression

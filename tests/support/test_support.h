@@ -1,0 +1,78 @@
+#pragma once
+// Helpers for integration tests that drive the real dogwatch executables.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace dogwatch::testing {
+
+// A directory under /tmp, removed (recursively) when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+  // Writes `content` to File(name) with `mode`; returns the path.
+  std::string Write(const std::string& name, const std::string& content, unsigned mode = 0644) const;
+
+ private:
+  std::string path_;
+};
+
+std::string BinDir();  // $DOGWATCH_BIN_DIR, set by ctest
+std::string Bin(const std::string& name);
+std::string ReadFile(const std::string& path);
+
+// A child process with stdout/stderr captured to files.
+class Process {
+ public:
+  Process(std::vector<std::string> argv, std::map<std::string, std::string> env, const std::string& log_dir,
+          const std::string& log_name);
+  ~Process();  // SIGKILL if still running
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool Running();
+  void Signal(int sig);
+  // Waits for exit; returns the exit code, 128+signal when killed, or -1 on timeout.
+  int Wait(std::chrono::milliseconds timeout);
+  std::string Stdout() const;
+  std::string Stderr() const;
+
+ private:
+  pid_t pid_ = -1;
+  int exit_code_ = -1;
+  bool reaped_ = false;
+  std::string stdout_path_;
+  std::string stderr_path_;
+};
+
+// Runs a command to completion (with a timeout); returns exit code and captured output.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+CommandResult RunCommand(std::vector<std::string> argv, std::map<std::string, std::string> env = {},
+                         std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// Polls `condition` every 50 ms until true or timeout.
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+// A TCP port free on 127.0.0.1 at the time of the call.
+int FreePort();
+
+struct HttpResult {
+  long status = 0;  // 0: no answer
+  std::string body;
+};
+HttpResult HttpGet(const std::string& url);
+
+}  // namespace dogwatch::testing
