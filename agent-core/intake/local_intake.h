@@ -96,4 +96,7 @@ class LocalIntake {
 // The JSON error body Datadog's intake uses: {"errors":["<message>"]}.
 http::HttpReply IntakeError(int status, absl::string_view message);
 
+// A counters map as one JSON object (the /dogwatch/intake/stats body).
+std::string CountersToJson(const std::map<std::string, int64_t>& counters);
+
 }  // namespace dogwatch::intake
