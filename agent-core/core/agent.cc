@@ -138,7 +138,8 @@ absl::Status Agent::StartForwarder() {
       local_intake_server_ = *std::move(server);
     }
     const std::string local = "local-intake";
-    for (auto track : {core::TRACK_METRICS, core::TRACK_TRACES, core::TRACK_PROCESSES}) {
+    for (auto track : {core::TRACK_METRICS, core::TRACK_TRACES, core::TRACK_PROCESSES, core::TRACK_TELEMETRY,
+                       core::TRACK_PROFILING, core::TRACK_EVP}) {
       options.destinations[track] = {{local, ""}};
     }
     options.status_name = "local-intake";
@@ -157,6 +158,11 @@ absl::Status Agent::StartForwarder() {
     options.destinations[core::TRACK_PROCESSES] = DestinationsFor(
         config_, OrDefault(config_.GetString("process_config.process_dd_url"), "https://process." + site),
         "process_config.additional_endpoints");
+    options.destinations[core::TRACK_TELEMETRY] = {{"https://instrumentation-telemetry-intake." + site,
+                                                     config_.GetString("api_key")}};
+    options.destinations[core::TRACK_PROFILING] = {{"https://intake.profile." + site, config_.GetString("api_key")}};
+    // TRACK_EVP has no destination here: each request names its own subdomain, which the
+    // forwarder's fixed per-destination queues cannot express yet (the trace-agent answers 502).
     http::ClientOptions client;
     client.timeout = absl::Seconds(config_.GetInt("forwarder_timeout"));
     client.skip_ssl_validation = config_.GetBool("skip_ssl_validation");

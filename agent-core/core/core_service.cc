@@ -22,7 +22,7 @@ bool IsTokenChar(char c) {
 
 absl::Status CoreService::ValidateSubmit(const core::SubmitRequest& request) {
   if (request.track() == core::TRACK_UNSPECIFIED || !core::Track_IsValid(request.track())) {
-    return absl::InvalidArgumentError("submit: track must be METRICS, TRACES or PROCESSES");
+    return absl::InvalidArgumentError("submit: track is missing or unknown");
   }
   const std::string& path = request.path();
   if (path.empty() || path.front() != '/' || path.size() > kMaxPathBytes) {
@@ -32,6 +32,15 @@ absl::Status CoreService::ValidateSubmit(const core::SubmitRequest& request) {
   for (char c : path) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '#') {
       return absl::InvalidArgumentError("submit: path contains a control character, space or '#'");
+    }
+  }
+  if (!request.evp_subdomain().empty()) {
+    if (request.track() != core::TRACK_EVP || request.evp_subdomain().size() > 128) {
+      return absl::InvalidArgumentError("submit: evp_subdomain is for TRACK_EVP only, at most 128 bytes");
+    }
+    for (char c : request.evp_subdomain()) {
+      bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+      if (!ok) return absl::InvalidArgumentError("submit: evp_subdomain may only hold a-z, 0-9, '-' and '.'");
     }
   }
   if (request.headers_size() > kMaxHeaders) {

@@ -562,7 +562,10 @@ std::vector<SecretReference> Config::SecretReferences() const {
 }
 
 absl::Status Config::ApplySecrets(const std::map<std::string, std::string>& resolved) {
-  for (auto& [key, entry] : entries_) {
+  for (auto& item : entries_) {
+    // Plain references, not a structured binding: clang 14 cannot capture those in a lambda.
+    const std::string& key = item.first;
+    Entry& entry = item.second;
     std::vector<std::string> handles;
     auto replace = [&](std::string& text) -> absl::Status {
       if (!IsSecretHandleText(text)) return absl::OkStatus();

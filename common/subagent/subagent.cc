@@ -63,18 +63,20 @@ int Main(const Spec& spec, int argc, char** argv) {
   std::mutex error_mu;
   std::string last_error;
   int64_t last_error_ms = 0;
+  std::function<void(core::ComponentStatus*)> reporter;
   loaded->client->StartStatusReports(base, [&](core::ComponentStatus* status) {
     status->set_state(shutdown.Requested() ? "stopping" : "running");
-    {
-      std::lock_guard<std::mutex> lock(error_mu);
-      status->set_last_error(last_error);
-      status->set_last_error_unix_ms(last_error_ms);
-    }
-    if (spec.report) spec.report(status);
+    std::lock_guard<std::mutex> lock(error_mu);
+    status->set_last_error(last_error);
+    status->set_last_error_unix_ms(last_error_ms);
+    if (reporter) reporter(status);
   });
   logger->info("{} {} running (core at {})", spec.name, DOGWATCH_VERSION, loaded->client->socket_path());
 
-  Context ctx{config, *loaded->client, shutdown};
+  Context ctx{config, *loaded->client, shutdown, [&](std::function<void(core::ComponentStatus*)> fn) {
+                std::lock_guard<std::mutex> lock(error_mu);
+                reporter = std::move(fn);
+              }};
   absl::Status result = spec.run(ctx);
   if (!result.ok()) {
     {
@@ -84,6 +86,11 @@ int Main(const Spec& spec, int argc, char** argv) {
     }
     logger->critical("{}", result.message());
     std::fprintf(stderr, "%s: %s\n", spec.name.c_str(), std::string(result.message()).c_str());
+  }
+  {
+    // The components the reporter reads are gone once run() returned.
+    std::lock_guard<std::mutex> lock(error_mu);
+    reporter = nullptr;
   }
   // One last report so `agent status` shows the component stopped rather than stale.
   core::ComponentStatus final_status = base;

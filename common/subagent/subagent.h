@@ -17,6 +17,8 @@ struct Context {
   const config::Config& config;
   core_client::CoreClient& core;
   lifecycle::ShutdownSignal& shutdown;
+  // Set by `run` once its components exist: fills counters and info for each status report.
+  std::function<void(std::function<void(core::ComponentStatus*)>)> set_reporter;
 };
 
 struct Spec {
@@ -26,8 +28,6 @@ struct Spec {
   std::function<bool(const config::Config&, std::string* why_disabled)> enabled;
   // Runs the component until ctx.shutdown is requested. Status counters go through `counters`.
   std::function<absl::Status(Context& ctx)> run;
-  // Fills the component's counters and info for each status report.
-  std::function<void(core::ComponentStatus*)> report;
 };
 
 int Main(const Spec& spec, int argc, char** argv);
