@@ -11,7 +11,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libyaml-cpp-dev rapidjson-dev libcurl4-openssl-dev
   libmsgpack-cxx-dev libboost-dev zlib1g-dev libzstd-dev libspdlog-dev libfmt-dev
-  libmicrohttpd-dev catch2 libbenchmark-dev libcap-dev libbpf-dev libelf-dev
+  libmicrohttpd-dev catch2 libbenchmark-dev libcap-dev libbpf-dev libelf-dev libre2-dev
   # test and benchmark tools
   procps iproute2 curl ca-certificates python3 util-linux passwd
 )

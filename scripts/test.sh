@@ -17,6 +17,9 @@ step() { printf '\n==== %s\n' "$*"; }
 step "installing dependencies"
 ./scripts/install-deps.sh
 
+step "npm clients for the end-to-end tests (dd-trace, hot-shots)"
+npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
+
 step "build (RelWithDebInfo)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDOGWATCH_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"

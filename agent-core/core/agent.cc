@@ -158,9 +158,10 @@ absl::Status Agent::StartForwarder() {
     options.destinations[core::TRACK_PROCESSES] = DestinationsFor(
         config_, OrDefault(config_.GetString("process_config.process_dd_url"), "https://process." + site),
         "process_config.additional_endpoints");
-    options.destinations[core::TRACK_TELEMETRY] = {{"https://instrumentation-telemetry-intake." + site,
-                                                     config_.GetString("api_key")}};
-    options.destinations[core::TRACK_PROFILING] = {{"https://intake.profile." + site, config_.GetString("api_key")}};
+    options.destinations[core::TRACK_TELEMETRY] = {
+        {"https://instrumentation-telemetry-intake." + site, config_.GetString("api_key")}};
+    options.destinations[core::TRACK_PROFILING] = {
+        {"https://intake.profile." + site, config_.GetString("api_key")}};
     // TRACK_EVP has no destination here: each request names its own subdomain, which the
     // forwarder's fixed per-destination queues cannot express yet (the trace-agent answers 502).
     http::ClientOptions client;

@@ -40,6 +40,15 @@ struct AgentSetup {
   int health_port = FreePort();
   std::string socket = dir.File("agent.sock");
 
+  // Private trace-agent listeners, for the sub-agents these tests start (inherited through
+  // the supervisor, or passed to a sub-agent started directly).
+  std::map<std::string, std::string> SubAgentEnv() const {
+    return {{"DD_APM_RECEIVER_PORT", std::to_string(trace_port)},
+            {"DD_APM_RECEIVER_SOCKET", dir.File("apm.socket")},
+            {"DD_DOGSTATSD_SOCKET", ""}};
+  }
+  int trace_port = FreePort();
+
   // A config with every socket and port private to this test, plus `extra` YAML.
   std::string WriteConfig(const std::string& extra) const {
     std::string yaml = "run_path: " + dir.path() + "\n" +
@@ -212,6 +221,7 @@ class FailingServer {
 std::unique_ptr<Process> StartAgent(const AgentSetup& setup, const std::string& config,
                                     std::map<std::string, std::string> env = {},
                                     const std::string& name = "agent") {
+  for (const auto& [key, value] : setup.SubAgentEnv()) env.emplace(key, value);
   auto agent = std::make_unique<Process>(std::vector<std::string>{Bin("agent"), "run", "-c", config}, env,
                                          setup.dir.path(), name);
   bool up = WaitFor([&] { return CoreUp(setup.socket) || !agent->Running(); }, 15s);
@@ -272,7 +282,9 @@ TEST_CASE("config precedence: default < file < environment, aliases included", "
   CHECK(entries["site"].value().string_value() == "datadoghq.eu");
   CHECK(entries["site"].source() == dogwatch::core::CONFIG_SOURCE_FILE);
   CHECK(entries["apm_config.enabled"].value().bool_value() == false);
-  CHECK(entries["apm_config.receiver_port"].value().int_value() == 9126);
+  // The file says 9126; the environment the test gives every agent (DD_APM_RECEIVER_PORT) wins.
+  CHECK(entries["apm_config.receiver_port"].value().int_value() == setup.trace_port);
+  CHECK(entries["apm_config.receiver_port"].source() == dogwatch::core::CONFIG_SOURCE_ENVIRONMENT);
   CHECK(entries["dogstatsd_port"].source() == dogwatch::core::CONFIG_SOURCE_DEFAULT);
   CHECK(entries.count("api_key") == 0);  // never served
 }
@@ -487,12 +499,14 @@ TEST_CASE("supervisor mode runs the sub-agents, restarts a crashed one and stops
     for (const auto& c : status.components()) out[c.name()] = c;
     return out;
   };
-  REQUIRE(WaitFor(
+  bool up = WaitFor(
       [&] {
         auto c = components();
         return c.count("trace-agent") && c.count("process-agent") && c["trace-agent"].state() == "running";
       },
-      20s));
+      20s);
+  INFO("agent stderr:\n" << agent->Stderr());
+  REQUIRE(up);
   pid_t trace_pid = components()["trace-agent"].pid();
   REQUIRE(trace_pid > 0);
   kill(trace_pid, SIGKILL);
@@ -522,17 +536,20 @@ TEST_CASE("supervisor mode runs the sub-agents, restarts a crashed one and stops
 TEST_CASE("sub-agents fail clearly without a core and honour their enable flags", "[integration]") {
   AgentSetup setup;
   std::string config = setup.WriteConfig("");
-  CommandResult no_core =
-      RunCommand({Bin("trace-agent"), "-c", config}, {{"DD_AGENT_IPC_CONNECT_TIMEOUT", "2"}}, 30s);
+  auto no_core_env = setup.SubAgentEnv();
+  no_core_env["DD_AGENT_IPC_CONNECT_TIMEOUT"] = "2";
+  CommandResult no_core = RunCommand({Bin("trace-agent"), "-c", config}, no_core_env, 30s);
   CHECK(no_core.exit_code == 1);
   CHECK_THAT(no_core.err, Catch::Contains("agent_ipc.socket"));
 
   auto agent = StartAgent(setup, setup.WriteConfig("apm_config:\n  enabled: false\n"));
-  CommandResult disabled = RunCommand({Bin("trace-agent"), "-c", config}, {}, 20s);
+  CommandResult disabled = RunCommand({Bin("trace-agent"), "-c", config}, setup.SubAgentEnv(), 20s);
   CHECK(disabled.exit_code == 0);
   CHECK_THAT(disabled.err, Catch::Contains("apm_config.enabled is false"));
   // A sub-agent's own DD_* environment overrides what the core serves.
-  Process trace({Bin("trace-agent"), "-c", config}, {{"DD_APM_ENABLED", "true"}}, setup.dir.path(), "trace");
+  auto enabled_env = setup.SubAgentEnv();
+  enabled_env["DD_APM_ENABLED"] = "true";
+  Process trace({Bin("trace-agent"), "-c", config}, enabled_env, setup.dir.path(), "trace");
   REQUIRE(WaitFor(
       [&] {
         auto status = GetStatus(setup.socket);

@@ -1,0 +1,216 @@
+// The receiver, pipeline and writer together on a real HTTP port, with payloads captured where
+// they would go to the core: bad input must get a clear 4xx, be counted, and never crash.
+
+#include <curl/curl.h>
+
+#include <catch2/catch.hpp>
+#include <mutex>
+
+#include "common/compression/compression.h"
+#include "common/config/config.h"
+#include "datadog/trace/agent_payload.pb.h"
+#include "trace-agent/agent/pipeline.h"
+#include "trace-agent/decode/test_msgpack_writer.h"
+#include "trace-agent/decode/testdata_payloads.h"
+#include "trace-agent/receiver/receiver.h"
+#include "trace-agent/writer/trace_writer.h"
+
+using namespace dogwatch::trace;
+using dogwatch::trace::testing::MsgpackWriter;
+
+namespace {
+
+struct Reply {
+  long status = 0;
+  std::string body;
+  std::string agent_version_header;
+};
+
+size_t Collect(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+size_t CollectHeader(char* data, size_t size, size_t n, void* out) {
+  std::string line(data, size * n);
+  if (line.rfind("Datadog-Agent-Version:", 0) == 0) *static_cast<std::string*>(out) = line;
+  return size * n;
+}
+
+Reply Put(uint16_t port, const std::string& path, const std::string& body,
+          const std::string& content_type = "application/msgpack") {
+  Reply reply;
+  CURL* curl = curl_easy_init();
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + path;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_slist* headers = curl_slist_append(nullptr, ("Content-Type: " + content_type).c_str());
+  headers = curl_slist_append(headers, "Datadog-Meta-Lang: nodejs");
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, CollectHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &reply.agent_version_header);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
+  if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  return reply;
+}
+
+// A whole trace-agent minus the IPC: what it would submit to the core is captured.
+struct Harness {
+  std::mutex mu;
+  std::vector<OutgoingPayload> traces;
+  std::vector<std::string> stats;
+  std::unique_ptr<TraceWriter> writer;
+  std::unique_ptr<Pipeline> pipeline;
+  std::unique_ptr<Receiver> receiver;
+
+  explicit Harness(size_t max_request_bytes = 1 << 20) {
+    dogwatch::config::Config config;
+    auto options = PipelineOptionsFromConfig(config, "test-host");
+    REQUIRE(options.ok());
+    TraceWriterOptions writer_options;
+    writer_options.flush_interval = absl::Milliseconds(100);
+    writer = std::make_unique<TraceWriter>(writer_options, [this](OutgoingPayload p) {
+      std::lock_guard<std::mutex> lock(mu);
+      traces.push_back(std::move(p));
+      return absl::OkStatus();
+    });
+    auto created = Pipeline::Create(*options, writer.get(), [this](std::string body) {
+      std::lock_guard<std::mutex> lock(mu);
+      stats.push_back(std::move(body));
+      return absl::OkStatus();
+    });
+    REQUIRE(created.ok());
+    pipeline = *std::move(created);
+    ReceiverOptions receiver_options;
+    receiver_options.port = 0;
+    receiver_options.max_request_bytes = max_request_bytes;
+    receiver = std::make_unique<Receiver>(receiver_options, pipeline.get(), nullptr, nullptr);
+    writer->Start();
+    pipeline->Start();
+    REQUIRE(receiver->Start().ok());
+  }
+  ~Harness() {
+    receiver->Stop();
+    pipeline->Stop();
+    writer->Stop();
+  }
+  uint16_t port() { return receiver->tcp_port(); }
+
+  std::vector<datadog::trace::Span> WrittenSpans() {
+    writer->Stop();
+    std::vector<datadog::trace::Span> out;
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& payload : traces) {
+      auto body = dogwatch::compression::GzipDecompress(payload.body, 64 << 20);
+      REQUIRE(body.ok());
+      datadog::trace::AgentPayload decoded;
+      REQUIRE(decoded.ParseFromString(*body));
+      for (const auto& tp : decoded.tracerpayloads()) {
+        for (const auto& chunk : tp.chunks()) {
+          for (const auto& span : chunk.spans()) out.push_back(span);
+        }
+      }
+    }
+    return out;
+  }
+};
+
+std::string OneSpanPayload(const std::string& service, int64_t start,
+                           const std::string& resource = "GET /x") {
+  MsgpackWriter w;
+  w.Array32(1).Array32(1).Map(8);
+  w.Str("service").Str(service);
+  w.Str("name").Str("http.request");
+  w.Str("resource").Str(resource);
+  w.Str("trace_id").U64(77);
+  w.Str("span_id").U64(78);
+  w.Str("start").I64(start);
+  w.Str("duration").U32(1000);
+  w.Str("metrics").Map(1).Str("_sampling_priority_v1").U8(1);
+  return w.Take();
+}
+
+}  // namespace
+
+TEST_CASE("valid traces are answered with rate_by_service and written") {
+  Harness h;
+  Reply reply = Put(h.port(), "/v0.4/traces", testdata::BuildRealisticV04Payload(5, 15));
+  CHECK(reply.status == 200);
+  CHECK_THAT(reply.body, Catch::Contains("\"rate_by_service\""));
+  CHECK_THAT(reply.body, Catch::Contains("\"service:,env:\""));
+  CHECK_THAT(reply.agent_version_header, Catch::Contains(DOGWATCH_VERSION));
+  CHECK(h.WrittenSpans().size() == 75);
+  CHECK(h.receiver->Counters().at("spans_received") == 75);
+}
+
+TEST_CASE("bad trace payloads get a clear 4xx, are counted and never crash") {
+  Harness h(64 * 1024);
+  std::string valid = OneSpanPayload("svc", 1700000000000000000);
+
+  SECTION("truncated msgpack, at every length") {
+    for (size_t n = 1; n < valid.size(); n += 3) {
+      Reply reply = Put(h.port(), "/v0.4/traces", valid.substr(0, n));
+      CHECK(reply.status == 400);
+    }
+    CHECK(h.receiver->Counters().at("decode_errors:v0.4") >= static_cast<int64_t>(valid.size() / 3));
+  }
+  SECTION("a 5-byte payload claiming a huge array") {
+    Reply reply = Put(h.port(), "/v0.4/traces", std::string("\xdd\xff\xff\xff\xff", 5));
+    CHECK(reply.status == 400);
+    CHECK_THAT(reply.body, Catch::Contains("cannot decode"));
+  }
+  SECTION("wrong types") {
+    MsgpackWriter w;
+    w.Array32(1).Array32(1).Map(1).Str("trace_id").Str("not a number");
+    Reply reply = Put(h.port(), "/v0.4/traces", w.Take());
+    CHECK(reply.status == 400);
+    CHECK_THAT(reply.body, Catch::Contains("trace_id"));
+  }
+  SECTION("a body over apm_config.max_request_bytes is 413") {
+    Reply reply = Put(h.port(), "/v0.4/traces", std::string(100 * 1024, 'x'));
+    CHECK(reply.status == 413);
+  }
+  SECTION("v0.5 with the wrong shape") {
+    MsgpackWriter w;
+    w.Array(3).Array(0).Array(0).Array(0);
+    Reply reply = Put(h.port(), "/v0.5/traces", w.Take());
+    CHECK(reply.status == 400);
+  }
+  SECTION("malformed JSON") {
+    Reply reply = Put(h.port(), "/v0.4/traces", "[[{\"trace_id\": ", "application/json");
+    CHECK(reply.status == 400);
+  }
+  SECTION("invalid UTF-8 and absurd timestamps are repaired, not refused") {
+    Reply reply = Put(h.port(), "/v0.4/traces", OneSpanPayload("bad\xff\xfeservice", -5, "res\xc3"));
+    CHECK(reply.status == 200);
+    auto spans = h.WrittenSpans();
+    REQUIRE(spans.size() == 1);
+    CHECK(spans[0].service().find('\xff') == std::string::npos);
+    CHECK(spans[0].start() > 946684800000000000);  // moved after 2000-01-01, as the agent does
+  }
+  // The server is still serving after all of it.
+  CHECK(Put(h.port(), "/v0.4/traces", valid).status == 200);
+}
+
+TEST_CASE("info, services, remote config and unknown endpoints answer like the Datadog agent") {
+  Harness h;
+  Reply services = Put(h.port(), "/v0.4/services", "{}", "application/json");
+  CHECK(services.status == 200);
+  Reply config = Put(h.port(), "/v0.7/config", "{}", "application/json");
+  CHECK(config.status == 404);
+  Reply unknown = Put(h.port(), "/v9/nothing", "", "application/json");
+  CHECK(unknown.status == 404);
+  dogwatch::http::HttpRequest info;
+  info.method = "GET";
+  info.path = "/info";
+  auto reply = h.receiver->Handle(info);
+  CHECK(reply.status == 200);
+  CHECK_THAT(reply.body, Catch::Contains("\"/v0.6/stats\""));
+  CHECK_THAT(reply.body, Catch::Contains("\"client_drop_p0s\": true"));
+}

@@ -1,0 +1,597 @@
+#include "trace-agent/obfuscate/normalize.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <optional>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "common/strings/strings.h"
+#include "trace-agent/obfuscate/unicode.h"
+
+namespace dogwatch::trace {
+namespace {
+
+constexpr std::string_view kPeerServiceKey = "peer.service";
+constexpr std::string_view kBaseServiceKey = "_dd.base_service";
+constexpr std::string_view kComponentKey = "component";
+constexpr std::string_view kEnvKey = "env";
+constexpr std::string_view kHttpStatusCodeKey = "http.status_code";
+constexpr std::string_view kLinkNameKey = "link.name";
+
+bool IsAsciiAlpha(uint8_t b) { return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z'); }
+bool IsAsciiAlnum(uint8_t b) { return IsAsciiAlpha(b) || (b >= '0' && b <= '9'); }
+bool IsValidTagStart(uint8_t b) { return (b >= 'a' && b <= 'z') || b == ':'; }
+bool IsValidTagChar(uint8_t b) {
+  return IsValidTagStart(b) || (b >= '0' && b <= '9') || b == '.' || b == '/' || b == '-';
+}
+
+// Tags that are already normalized ASCII are by far the common case: check before building anything.
+bool IsNormalizedAsciiTag(std::string_view tag, bool check_start) {
+  if (tag.empty()) return true;
+  if (tag.size() > kMaxTagLen) return false;
+  size_t i = 0;
+  if (check_start) {
+    if (!IsValidTagStart(static_cast<uint8_t>(tag[0]))) return false;
+    i = 1;
+  }
+  for (; i < tag.size(); ++i) {
+    const auto b = static_cast<uint8_t>(tag[i]);
+    if (IsValidTagChar(b)) continue;
+    if (b != '_') return false;
+    // An underscore is fine only when a valid non-underscore character follows.
+    ++i;
+    if (i == tag.size() || !IsValidTagChar(static_cast<uint8_t>(tag[i]))) return false;
+  }
+  return true;
+}
+
+// The agent's tag normalization. Runs of characters outside the allowed set collapse to one '_' (a run
+// at the very end is dropped); `remove_leading_non_letters` (full tags) drops everything before the first
+// letter. The scan stops after 200 kept-or-replaced characters or 400 input bytes, as the agent does, so
+// a huge garbage value costs little.
+std::string NormalizeTagImpl(std::string_view value, bool remove_leading_non_letters) {
+  if (IsNormalizedAsciiTag(value, remove_leading_non_letters)) return std::string(value);
+  std::string out;
+  out.reserve(std::min(value.size(), 2 * kMaxTagLen));
+  size_t chars = 0;
+  bool pending_cut = false;
+  auto keep = [&](char32_t rune) {
+    ++chars;
+    if (pending_cut) {
+      out.push_back('_');
+      pending_cut = false;
+    }
+    unicode::AppendRune(out, rune);
+  };
+  for (size_t i = 0; i < value.size();) {
+    unicode::Decoded d = unicode::DecodeRune(value, i);
+    char32_t r = d.rune;  // U+FFFD for invalid bytes: never kept
+    if ((r >= 'a' && r <= 'z') || r == ':') {
+      keep(r);
+    } else if (r >= 'A' && r <= 'Z') {
+      keep(r + ('a' - 'A'));
+    } else {
+      if (unicode::IsUpper(r)) {
+        // Lower-case only when the encoding keeps its length (the agent rewrites in place).
+        char32_t low = unicode::ToLower(r);
+        if (unicode::EncodedLength(low) == unicode::EncodedLength(r)) r = low;
+      }
+      if (d.valid && unicode::IsLetter(r)) {
+        keep(r);
+      } else if (remove_leading_non_letters && chars == 0) {
+        // Trimmed: nothing kept yet, so nothing to remove from `out`.
+      } else if (d.valid && (unicode::IsDigit(r) || r == '.' || r == '/' || r == '-')) {
+        keep(r);
+      } else {
+        ++chars;
+        pending_cut = true;
+      }
+    }
+    i += d.width;
+    if (i >= 2 * kMaxTagLen || chars >= kMaxTagLen) break;
+  }
+  return out;
+}
+
+bool IsValidNormalizedMetricName(std::string_view name) {
+  if (name.empty() || !IsAsciiAlpha(static_cast<uint8_t>(name[0]))) return false;
+  for (size_t j = 1; j < name.size(); ++j) {
+    const auto b = static_cast<uint8_t>(name[j]);
+    const bool after_underscore = name[j - 1] == '_';
+    if (!(IsAsciiAlnum(b) || ((b == '.' || b == '_') && !after_underscore))) return false;
+  }
+  return true;
+}
+
+// Metric-name rules: start at the first ASCII letter; keep alphanumerics; '.' kept (replacing a '_' just
+// before it); any other run becomes one '_' (none right after '.' or '_'); no trailing '_'.
+bool NormalizeMetricName(std::string_view name, std::string* out) {
+  if (name.empty() || name.size() > kMaxNameLen) return false;
+  size_t i = 0;
+  while (i < name.size() && !IsAsciiAlpha(static_cast<uint8_t>(name[i]))) ++i;
+  if (i == name.size()) return false;
+  std::string_view rest = name.substr(i);
+  if (IsValidNormalizedMetricName(rest)) {
+    if (rest.back() == '_') rest.remove_suffix(1);
+    out->assign(rest);
+    return true;
+  }
+  out->clear();
+  out->reserve(rest.size());
+  for (char c : rest) {
+    const auto b = static_cast<uint8_t>(c);
+    if (IsAsciiAlnum(b)) {
+      out->push_back(c);
+    } else if (c == '.') {
+      if (out->back() == '_') {
+        out->back() = '.';
+      } else {
+        out->push_back('.');
+      }
+    } else if (out->back() != '.' && out->back() != '_') {
+      out->push_back('_');
+    }
+  }
+  if (out->back() == '_') out->pop_back();
+  return true;
+}
+
+std::string FallbackService(std::string_view language) {
+  if (language.empty()) return std::string(kDefaultServiceName);
+  return strings::Cat("unnamed-", language, "-service");
+}
+
+// peer.service and _dd.base_service: like the service, but an invalid value becomes "" (no fallback).
+std::string NormalizePeerService(std::string_view value, bool* truncated, bool* invalid) {
+  *truncated = false;
+  *invalid = false;
+  if (value.size() > kMaxServiceLen) {
+    value = TruncateUtf8(value, kMaxServiceLen);
+    *truncated = true;
+  }
+  std::string s = NormalizeTagValue(value);
+  if (s.empty()) *invalid = true;
+  return s;
+}
+
+// strconv.ParseUint(sc, 10, 64) followed by the 100..599 range check.
+bool IsValidStatusCode(std::string_view code) {
+  if (code.empty()) return false;
+  uint64_t value = 0;
+  for (char c : code) {
+    if (c < '0' || c > '9') return false;
+    const uint64_t digit = static_cast<uint64_t>(c - '0');
+    if (value > (std::numeric_limits<uint64_t>::max() - digit) / 10) return false;
+    value = value * 10 + digit;
+  }
+  return value >= 100 && value < 600;
+}
+
+int64_t NowNanos(const NormalizeOptions& options) {
+  if (options.now_unix_nanos != 0) return options.now_unix_nanos;
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void CountFix(NormalizeStats* stats, NormalizeFix fix) {
+  if (stats != nullptr) stats->Count(fix);
+}
+
+absl::Status Drop(NormalizeStats* stats, DropReason reason, std::string_view detail) {
+  if (stats != nullptr) stats->Count(reason);
+  return absl::InvalidArgumentError(strings::Cat(DropReasonName(reason), ": ", detail));
+}
+
+bool SameTraceId(const Span& a, const Span& b) {
+  if (a.trace_id != b.trace_id) return false;
+  // Tracers put the high 64 bits of a 128-bit ID only on the first span of a chunk: compare them only
+  // when both spans carry them.
+  const std::string* high_a = Find(a.meta, kTraceIdHighKey);
+  const std::string* high_b = Find(b.meta, kTraceIdHighKey);
+  if (high_a == nullptr || high_b == nullptr) return true;
+  return *high_a == *high_b;
+}
+
+bool MetricEquals(const NumberMap& metrics, std::string_view key, double value) {
+  const double* v = Find(metrics, key);
+  return v != nullptr && *v == value;
+}
+
+// Renames entry `index` to `key`, dropping any other entry that already has that key (the truncated key
+// wins, as a map assignment would in the agent).
+// Returns the entry's index afterwards.
+template <typename Map>
+size_t RenameKey(Map& map, size_t index, std::string key) {
+  for (size_t j = 0; j < map.size(); ++j) {
+    if (j != index && map[j].first == key) {
+      map.erase(map.begin() + static_cast<std::ptrdiff_t>(j));
+      if (j < index) --index;
+      break;
+    }
+  }
+  map[index].first = std::move(key);
+  return index;
+}
+
+}  // namespace
+
+std::string_view NormalizeFixName(NormalizeFix fix) {
+  switch (fix) {
+    case NormalizeFix::kServiceEmpty:
+      return "service_empty";
+    case NormalizeFix::kServiceTruncate:
+      return "service_truncate";
+    case NormalizeFix::kServiceInvalid:
+      return "service_invalid";
+    case NormalizeFix::kPeerServiceTruncate:
+      return "peer_service_truncate";
+    case NormalizeFix::kPeerServiceInvalid:
+      return "peer_service_invalid";
+    case NormalizeFix::kBaseServiceTruncate:
+      return "base_service_truncate";
+    case NormalizeFix::kBaseServiceInvalid:
+      return "base_service_invalid";
+    case NormalizeFix::kSpanNameEmpty:
+      return "span_name_empty";
+    case NormalizeFix::kSpanNameTruncate:
+      return "span_name_truncate";
+    case NormalizeFix::kSpanNameInvalid:
+      return "span_name_invalid";
+    case NormalizeFix::kResourceEmpty:
+      return "resource_empty";
+    case NormalizeFix::kTypeTruncate:
+      return "type_truncate";
+    case NormalizeFix::kInvalidStartDate:
+      return "invalid_start_date";
+    case NormalizeFix::kInvalidDuration:
+      return "invalid_duration";
+    case NormalizeFix::kInvalidHttpStatusCode:
+      return "invalid_http_status_code";
+    case NormalizeFix::kDuplicateSpanId:
+      return "duplicate_span_id";
+    case NormalizeFix::kInvalidError:
+      return "invalid_error";
+    case NormalizeFix::kResourceTruncate:
+      return "resource_truncate";
+    case NormalizeFix::kMetaKeyTruncate:
+      return "meta_key_truncate";
+    case NormalizeFix::kMetaValueTruncate:
+      return "meta_value_truncate";
+    case NormalizeFix::kMetricKeyTruncate:
+      return "metric_key_truncate";
+  }
+  return "unknown";
+}
+
+std::string_view DropReasonName(DropReason reason) {
+  switch (reason) {
+    case DropReason::kEmptyTrace:
+      return "empty_trace";
+    case DropReason::kTraceIdZero:
+      return "trace_id_zero";
+    case DropReason::kSpanIdZero:
+      return "span_id_zero";
+    case DropReason::kForeignSpan:
+      return "foreign_span";
+  }
+  return "unknown";
+}
+
+void NormalizeStats::Add(const NormalizeStats& other) {
+  for (size_t i = 0; i < fixes.size(); ++i) fixes[i] += other.fixes[i];
+  for (size_t i = 0; i < drops.size(); ++i) drops[i] += other.drops[i];
+}
+
+std::string_view DropReasonTag(const absl::Status& status) {
+  if (status.code() != absl::StatusCode::kInvalidArgument) return "";
+  const std::string_view message(status.message().data(), status.message().size());
+  for (size_t i = 0; i < kDropReasonCount; ++i) {
+    std::string_view name = DropReasonName(static_cast<DropReason>(i));
+    if (message.size() > name.size() && message.substr(0, name.size()) == name &&
+        message[name.size()] == ':') {
+      return name;
+    }
+  }
+  return "";
+}
+
+std::string_view TruncateUtf8(std::string_view text, size_t limit) {
+  if (text.size() <= limit) return text;
+  size_t cut = limit;
+  if ((static_cast<uint8_t>(text[limit]) & 0xC0) == 0x80) {
+    // text[limit] continues a sequence: cut before that sequence if it is a real one straddling the
+    // limit (a stray continuation byte is a one-byte "rune" of its own and is cut after).
+    size_t begin = limit;
+    while (begin > 0 && limit - begin < 3 && (static_cast<uint8_t>(text[begin]) & 0xC0) == 0x80) --begin;
+    unicode::Decoded d = unicode::DecodeRune(text, begin);
+    if (d.valid && begin + d.width > limit) cut = begin;
+  }
+  return text.substr(0, cut);
+}
+
+std::string NormalizeTagValue(std::string_view value) { return NormalizeTagImpl(value, false); }
+
+std::string NormalizeTag(std::string_view tag) { return NormalizeTagImpl(tag, true); }
+
+std::string NormalizeName(std::string_view name, NormalizeFix* fix, bool* fixed) {
+  *fixed = false;
+  if (name.empty()) {
+    *fix = NormalizeFix::kSpanNameEmpty;
+    *fixed = true;
+    return std::string(kDefaultSpanName);
+  }
+  if (name.size() > kMaxNameLen) {
+    name = TruncateUtf8(name, kMaxNameLen);
+    *fix = NormalizeFix::kSpanNameTruncate;
+    *fixed = true;
+  }
+  std::string out;
+  if (!NormalizeMetricName(name, &out)) {
+    *fix = NormalizeFix::kSpanNameInvalid;
+    *fixed = true;
+    return std::string(kDefaultSpanName);
+  }
+  return out;
+}
+
+std::string NormalizeService(std::string_view service, std::string_view language, NormalizeFix* fix,
+                             bool* fixed) {
+  *fixed = false;
+  if (service.empty()) {
+    *fix = NormalizeFix::kServiceEmpty;
+    *fixed = true;
+    return FallbackService(language);
+  }
+  if (service.size() > kMaxServiceLen) {
+    service = TruncateUtf8(service, kMaxServiceLen);
+    *fix = NormalizeFix::kServiceTruncate;
+    *fixed = true;
+  }
+  std::string s = NormalizeTagValue(service);
+  if (s.empty()) {
+    *fix = NormalizeFix::kServiceInvalid;
+    *fixed = true;
+    return FallbackService(language);
+  }
+  return s;
+}
+
+absl::Status NormalizeSpan(Span& span, const NormalizeOptions& options, NormalizeStats* stats) {
+  if (span.trace_id == 0) {
+    return Drop(stats, DropReason::kTraceIdZero, strings::Cat("TraceID is zero, span_id ", span.span_id));
+  }
+  if (span.span_id == 0) {
+    return Drop(stats, DropReason::kSpanIdZero, strings::Cat("SpanID is zero, trace_id ", span.trace_id));
+  }
+
+  NormalizeFix fix{};
+  bool fixed = false;
+  // Most spans are already valid: check before building replacement strings.
+  if (span.service.empty() || span.service.size() > kMaxServiceLen ||
+      !IsNormalizedAsciiTag(span.service, false)) {
+    std::string service = NormalizeService(span.service, options.language, &fix, &fixed);
+    if (fixed) CountFix(stats, fix);
+    span.service = std::move(service);
+  }
+
+  // Only present, non-empty values are normalized; an invalid one is blanked, not removed.
+  for (auto& [key, value] : span.meta) {
+    const bool peer = key == kPeerServiceKey;
+    if ((!peer && key != kBaseServiceKey) || value.empty()) continue;
+    if (value.size() <= kMaxServiceLen && IsNormalizedAsciiTag(value, false)) continue;
+    bool truncated = false;
+    bool invalid = false;
+    std::string normalized = NormalizePeerService(value, &truncated, &invalid);
+    if (invalid) {
+      CountFix(stats, peer ? NormalizeFix::kPeerServiceInvalid : NormalizeFix::kBaseServiceInvalid);
+    } else if (truncated) {
+      CountFix(stats, peer ? NormalizeFix::kPeerServiceTruncate : NormalizeFix::kBaseServiceTruncate);
+    }
+    value = std::move(normalized);
+  }
+
+  if (options.component_to_name) {
+    const std::string* component = Find(span.meta, kComponentKey);
+    if (component != nullptr && !component->empty()) span.name = *component;
+  }
+
+  if (span.name.size() > kMaxNameLen || !IsValidNormalizedMetricName(span.name) || span.name.back() == '_') {
+    std::string name = NormalizeName(span.name, &fix, &fixed);
+    if (fixed) CountFix(stats, fix);
+    span.name = std::move(name);
+  }
+
+  if (span.resource.empty()) {
+    CountFix(stats, NormalizeFix::kResourceEmpty);
+    span.resource = span.name;
+  }
+
+  if (span.parent_id == span.trace_id && span.parent_id == span.span_id) span.parent_id = 0;
+
+  // A negative duration, or one that overflows start+duration, becomes 0. A negative start makes the
+  // agent's overflow check (MaxInt64 - start) wrap, so it always resets the duration as well.
+  if (span.duration < 0 || span.start < 0 ||
+      span.duration > std::numeric_limits<int64_t>::max() - span.start) {
+    CountFix(stats, NormalizeFix::kInvalidDuration);
+    span.duration = 0;
+  }
+  if (span.start < kYear2000Nanos) {
+    CountFix(stats, NormalizeFix::kInvalidStartDate);
+    const int64_t now = NowNanos(options);
+    const int64_t start = now - span.duration;
+    span.start = start < 0 ? now : start;
+  }
+
+  if (span.type.size() > kMaxTypeLen) {
+    CountFix(stats, NormalizeFix::kTypeTruncate);
+    span.type = std::string(TruncateUtf8(span.type, kMaxTypeLen));
+  }
+
+  for (auto it = span.meta.begin(); it != span.meta.end();) {
+    if (it->first == kEnvKey && !IsNormalizedAsciiTag(it->second, false)) {
+      it->second = NormalizeTagValue(it->second);
+    } else if (it->first == kHttpStatusCodeKey && !IsValidStatusCode(it->second)) {
+      CountFix(stats, NormalizeFix::kInvalidHttpStatusCode);
+      it = span.meta.erase(it);
+      continue;
+    }
+    ++it;
+  }
+
+  for (SpanLink& link : span.span_links) {
+    for (auto& [key, value] : link.attributes) {
+      if (key != kLinkNameKey) continue;
+      bool link_fixed = false;
+      value = NormalizeName(value, &fix, &link_fixed);
+    }
+  }
+
+  // Tracers send 0 or 1; anything else is still an error for the backend, so keep its meaning and
+  // make the value canonical.
+  if (span.error != 0 && span.error != 1) {
+    CountFix(stats, NormalizeFix::kInvalidError);
+    span.error = 1;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NormalizeTrace(Trace& spans, const NormalizeOptions& options, NormalizeStats* stats) {
+  if (spans.empty()) return Drop(stats, DropReason::kEmptyTrace, "trace is empty");
+  absl::flat_hash_set<uint64_t> span_ids;
+  span_ids.reserve(spans.size());
+  for (Span& span : spans) {
+    if (!SameTraceId(span, spans.front())) {
+      return Drop(stats, DropReason::kForeignSpan,
+                  strings::Cat("trace has foreign span: trace_id ", span.trace_id, " in trace ",
+                               spans.front().trace_id));
+    }
+    absl::Status status = NormalizeSpan(span, options, stats);
+    if (!status.ok()) return status;
+    if (!span_ids.insert(span.span_id).second) CountFix(stats, NormalizeFix::kDuplicateSpanId);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NormalizeChunk(TraceChunk& chunk, const NormalizeOptions& options, NormalizeStats* stats,
+                            size_t* root_index) {
+  absl::Status status = NormalizeTrace(chunk.spans, options, stats);
+  if (!status.ok()) return status;
+  const size_t root = FindRootSpan(chunk.spans);
+  SetChunkAttributes(chunk, root);
+  if (root_index != nullptr) *root_index = root;
+  return absl::OkStatus();
+}
+
+size_t FindRootSpan(const Trace& spans) {
+  if (spans.empty()) return 0;
+  // Common case first: a span without parent, searched from the end since some tracers send the root
+  // last.
+  for (size_t i = spans.size(); i-- > 0;) {
+    if (spans[i].parent_id == 0) return i;
+  }
+  absl::flat_hash_set<uint64_t> ids;
+  ids.reserve(spans.size());
+  for (const Span& span : spans) ids.insert(span.span_id);
+  for (size_t i = 0; i < spans.size(); ++i) {
+    if (!ids.contains(spans[i].parent_id)) return i;
+  }
+  return spans.size() - 1;
+}
+
+void SetChunkAttributes(TraceChunk& chunk, size_t root_index) {
+  if (chunk.spans.empty()) return;
+  const Span& root = chunk.spans[std::min(root_index, chunk.spans.size() - 1)];
+  if (chunk.priority == kPriorityNone) {
+    auto priority_of = [](const Span& span) -> std::optional<int32_t> {
+      const double* p = Find(span.metrics, kSamplingPriorityKey);
+      if (p == nullptr || std::isnan(*p)) return std::nullopt;
+      // Tracers send small integers; clamp anything else instead of relying on an undefined cast.
+      const double clamped = std::clamp(*p, static_cast<double>(std::numeric_limits<int32_t>::min()),
+                                        static_cast<double>(std::numeric_limits<int32_t>::max()));
+      return static_cast<int32_t>(clamped);
+    };
+    std::optional<int32_t> priority = priority_of(root);
+    for (size_t i = 0; !priority && i < chunk.spans.size(); ++i) priority = priority_of(chunk.spans[i]);
+    if (priority) chunk.priority = *priority;
+  }
+  if (chunk.origin.empty()) {
+    const std::string* origin = Find(root.meta, kOriginKey);
+    if (origin != nullptr) chunk.origin = *origin;
+  }
+  if (Find(chunk.tags, kDecisionMakerKey) == nullptr) {
+    for (const Span& span : chunk.spans) {
+      const std::string* dm = Find(span.meta, kDecisionMakerKey);
+      if (dm != nullptr) {
+        Set(chunk.tags, kDecisionMakerKey, *dm);
+        break;
+      }
+    }
+  }
+}
+
+void TruncateSpan(Span& span, const NormalizeOptions& options, NormalizeStats* stats) {
+  if (span.resource.size() > options.max_resource_len) {
+    CountFix(stats, NormalizeFix::kResourceTruncate);
+    span.resource.resize(TruncateUtf8(span.resource, options.max_resource_len).size());
+  }
+  for (size_t i = 0; i < span.meta.size(); ++i) {
+    std::string& value = span.meta[i].second;
+    if (value.size() > kMaxMetaValueLen) {
+      CountFix(stats, NormalizeFix::kMetaValueTruncate);
+      value.resize(TruncateUtf8(value, kMaxMetaValueLen).size());
+      value.append("...");
+    }
+    if (span.meta[i].first.size() > kMaxMetaKeyLen) {
+      CountFix(stats, NormalizeFix::kMetaKeyTruncate);
+      std::string key = strings::Cat(TruncateUtf8(span.meta[i].first, kMaxMetaKeyLen), "...");
+      i = RenameKey(span.meta, i, std::move(key));
+    }
+  }
+  for (size_t i = 0; i < span.metrics.size(); ++i) {
+    if (span.metrics[i].first.size() > kMaxMetricKeyLen) {
+      CountFix(stats, NormalizeFix::kMetricKeyTruncate);
+      std::string key = strings::Cat(TruncateUtf8(span.metrics[i].first, kMaxMetricKeyLen), "...");
+      i = RenameKey(span.metrics, i, std::move(key));
+    }
+  }
+}
+
+void ComputeTopLevel(Trace& spans) {
+  absl::flat_hash_map<uint64_t, size_t> index_by_id;
+  index_by_id.reserve(spans.size());
+  for (size_t i = 0; i < spans.size(); ++i) index_by_id[spans[i].span_id] = i;
+  for (Span& span : spans) {
+    if (span.parent_id != 0) {
+      auto it = index_by_id.find(span.parent_id);
+      if (it != index_by_id.end() && spans[it->second].service == span.service) continue;
+    }
+    Set(span.metrics, kTopLevelKey, 1);
+  }
+}
+
+void MarkTopLevel(Trace& spans, bool client_computed_top_level) {
+  if (!client_computed_top_level) {
+    ComputeTopLevel(spans);
+    return;
+  }
+  for (Span& span : spans) {
+    if (MetricEquals(span.metrics, kTracerTopLevelKey, 1)) Set(span.metrics, kTopLevelKey, 1);
+  }
+}
+
+bool IsTopLevel(const Span& span) {
+  return MetricEquals(span.metrics, kTopLevelKey, 1) || MetricEquals(span.metrics, kTracerTopLevelKey, 1);
+}
+
+bool IsMeasured(const Span& span) { return MetricEquals(span.metrics, kMeasuredKey, 1); }
+
+bool IsPartialSnapshot(const Span& span) {
+  const double* v = Find(span.metrics, kPartialVersionKey);
+  return v != nullptr && *v >= 0;
+}
+
+}  // namespace dogwatch::trace

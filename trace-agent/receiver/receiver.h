@@ -1,0 +1,116 @@
+#pragma once
+// The trace intake: HTTP on TCP (apm_config.receiver_port) and a unix socket
+// (apm_config.receiver_socket), answering every endpoint a Datadog tracer uses the way the
+// Datadog trace-agent answers it. Decoded payloads go to a TraceProcessor; side traffic
+// (telemetry, profiles, EVP) to a Forwarder function (the core's Submit).
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "common/http/server.h"
+#include "trace-agent/model/span.h"
+
+namespace dogwatch::trace {
+
+// Who sent a payload, from the request headers and the connection.
+struct RequestContext {
+  std::string endpoint;  // "/v0.4/traces"
+  std::string lang;
+  std::string lang_version;
+  std::string lang_interpreter;
+  std::string tracer_version;
+  std::string container_id;
+  bool client_computed_stats = false;
+  bool client_computed_top_level = false;
+  int64_t client_dropped_p0_traces = 0;
+  int64_t client_dropped_p0_spans = 0;
+  std::optional<pid_t> peer_pid;  // unix socket callers
+};
+
+class TraceProcessor {
+ public:
+  virtual ~TraceProcessor() = default;
+  // Takes a decoded payload through normalize → obfuscate → stats → sample → write.
+  virtual void Process(TracerPayload payload, const RequestContext& context) = 0;
+  // Client-computed stats from /v0.6/stats (msgpack body as received).
+  virtual absl::Status ProcessClientStats(std::string_view body, const RequestContext& context) = 0;
+  // The body of a v0.4+ reply: {"rate_by_service": {...}}.
+  virtual std::string RateByServiceJson() = 0;
+};
+
+struct ProxyRequest {
+  int track = 0;  // dogwatch::core::Track
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string evp_subdomain;
+};
+using ProxyFunction = std::function<absl::Status(ProxyRequest)>;
+// Lines for the core's DogStatsD (from /dogstatsd/v2/proxy).
+using DogstatsdFunction = std::function<absl::Status(std::string_view lines)>;
+
+struct ReceiverOptions {
+  std::string host = "127.0.0.1";
+  std::optional<uint16_t> port = 8126;  // unset: no TCP listener; 0: an ephemeral port (tests)
+  std::string unix_socket_path;         // empty: no unix listener
+  size_t max_request_bytes = 25 * 1024 * 1024;
+  int timeout_seconds = 5;
+  unsigned threads = 4;
+  std::string agent_version = DOGWATCH_VERSION;
+  // For /info.
+  std::string default_env;
+  double target_tps = 10;
+  int statsd_port = 8125;
+  bool evp_proxy_enabled = true;
+  size_t evp_max_payload_bytes = 5 * 1024 * 1024;
+};
+
+class Receiver {
+ public:
+  Receiver(ReceiverOptions options, TraceProcessor* processor, ProxyFunction proxy,
+           DogstatsdFunction dogstatsd);
+  ~Receiver();
+
+  absl::Status Start();
+  void Stop();
+
+  // The request handler, exposed for in-process tests.
+  http::HttpReply Handle(const http::HttpRequest& request);
+  std::map<std::string, int64_t> Counters() const;
+  uint16_t tcp_port() const;
+
+ private:
+  http::HttpReply HandleTraces(const http::HttpRequest& request, const std::string& version);
+  http::HttpReply HandleStats(const http::HttpRequest& request);
+  http::HttpReply HandleProxy(const http::HttpRequest& request, int track, std::string path,
+                              std::string evp_subdomain, size_t max_bytes);
+  http::HttpReply HandleEvp(const http::HttpRequest& request);
+  http::HttpReply HandleDogstatsd(const http::HttpRequest& request);
+  http::HttpReply Info() const;
+  http::HttpReply Finish(http::HttpReply reply) const;
+  RequestContext ContextFor(const http::HttpRequest& request, const std::string& endpoint) const;
+  void Count(const std::string& name, int64_t delta = 1);
+
+  const ReceiverOptions options_;
+  TraceProcessor* processor_;
+  ProxyFunction proxy_;
+  DogstatsdFunction dogstatsd_;
+  std::unique_ptr<http::HttpServer> tcp_;
+  std::unique_ptr<http::HttpServer> unix_;
+  mutable std::mutex counters_mu_;
+  std::map<std::string, int64_t> counters_;
+};
+
+// Container ID of a process from /proc/<pid>/cgroup (podman libpod-<id>, docker/<id>,
+// docker-<id>.scope, containerd, kubepods); empty when not in a container.
+std::string ContainerIdForPid(pid_t pid, const std::string& proc_root = "/proc");
+// The 64-hex container id inside one cgroup path, if any.
+std::string ContainerIdFromCgroupPath(std::string_view path);
+
+}  // namespace dogwatch::trace

@@ -1,0 +1,485 @@
+#include "trace-agent/stats/aggregation.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <charconv>
+#include <cmath>
+
+#include "common/strings/strings.h"
+#include "trace-agent/stats/span_util.h"
+
+namespace dogwatch::trace::stats {
+namespace {
+
+constexpr std::string_view kStatusCodeKey = "http.status_code";
+constexpr std::string_view kBaseServiceKey = "_dd.base_service";
+
+// Equality against a literal of the same length, checking the first and last bytes before memcmp: most meta
+// keys of a candidate's length differ there, and the call to memcmp is what costs on the hot path.
+inline bool SameKey(const std::string& k, std::string_view lit) {
+  return k.front() == lit.front() && k.back() == lit.back() && std::string_view(k) == lit;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// ---- gRPC status codes ----
+
+struct CodeName {
+  std::string_view name;
+  int code;
+};
+// google.rpc.Code names, plus the spellings tracers use without underscores (and "CANCELED").
+constexpr std::array<CodeName, 28> kGrpcCodes = {{
+    {"OK", 0},
+    {"CANCELLED", 1},
+    {"CANCELED", 1},
+    {"UNKNOWN", 2},
+    {"INVALID_ARGUMENT", 3},
+    {"INVALIDARGUMENT", 3},
+    {"DEADLINE_EXCEEDED", 4},
+    {"DEADLINEEXCEEDED", 4},
+    {"NOT_FOUND", 5},
+    {"NOTFOUND", 5},
+    {"ALREADY_EXISTS", 6},
+    {"ALREADYEXISTS", 6},
+    {"PERMISSION_DENIED", 7},
+    {"PERMISSIONDENIED", 7},
+    {"RESOURCE_EXHAUSTED", 8},
+    {"RESOURCEEXHAUSTED", 8},
+    {"FAILED_PRECONDITION", 9},
+    {"FAILEDPRECONDITION", 9},
+    {"ABORTED", 10},
+    {"OUT_OF_RANGE", 11},
+    {"OUTOFRANGE", 11},
+    {"UNIMPLEMENTED", 12},
+    {"INTERNAL", 13},
+    {"UNAVAILABLE", 14},
+    {"DATA_LOSS", 15},
+    {"DATALOSS", 15},
+    {"UNAUTHENTICATED", 16},
+    {"", -1},
+}};
+
+std::string ParseGrpcStatus(std::string_view raw) {
+  uint64_t number = 0;
+  auto [ptr, ec] = std::from_chars(raw.data(), raw.data() + raw.size(), number);
+  if (ec == std::errc() && ptr == raw.data() + raw.size() && number <= 0xffffffffu)
+    return strings::Cat(number);
+  if (raw.starts_with("StatusCode.")) raw.remove_prefix(11);  // Python's grpc enum repr
+  const std::string upper = strings::Upper(raw);
+  for (const auto& c : kGrpcCodes) {
+    if (!c.name.empty() && c.name == upper) return strings::Cat(c.code);
+  }
+  return "";
+}
+
+// ---- IP quantization (obfuscate.QuantizePeerIPAddresses) ----
+
+constexpr std::array<std::string_view, 5> kAllowedIps = {"127.0.0.1", "::1", "169.254.169.254",
+                                                         "fd00:ec2::254", "169.254.170.2"};
+constexpr std::array<std::string_view, 5> kSchemes = {"dnspoll", "ftp", "file", "http", "https"};
+
+bool IsHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+// An IPv4 address with '.', '_' or '-' separators, possibly followed by other characters (as in
+// ip-10-1-2-3.ec2.internal). Returns the length of the address part, or 0.
+size_t ParseIPv4(std::string_view s, char sep) {
+  int value = 0, pos = 0, digits = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c >= '0' && c <= '9') {
+      if (digits == 1 && value == 0) return 0;  // leading zero
+      value = value * 10 + (c - '0');
+      ++digits;
+      if (value > 255) return 0;
+    } else if (c == sep) {
+      if (i == 0 || i == s.size() - 1 || s[i - 1] == sep) return 0;
+      if (pos == 3) return i;  // 1.2.3.4.5: the address is the first four
+      ++pos;
+      value = 0;
+      digits = 0;
+    } else {
+      if (pos == 3 && digits > 0) return i;
+      return 0;
+    }
+  }
+  return pos < 3 ? 0 : s.size();
+}
+
+// Length of the IP address at the start of `s` (whole string for IPv6), or 0.
+size_t ParseableIp(std::string_view s) {
+  if (s.empty() || !(IsHex(s[0]) || s[0] == ':')) return 0;
+  for (char c : s) {
+    if (c == '.' || c == '_' || c == '-') return ParseIPv4(s, c);
+    if (c == ':') {
+      if (s.size() >= INET6_ADDRSTRLEN) return 0;
+      char buf[INET6_ADDRSTRLEN];
+      std::copy(s.begin(), s.end(), buf);
+      buf[s.size()] = '\0';
+      unsigned char addr[16];
+      return inet_pton(AF_INET6, buf, addr) == 1 ? s.size() : 0;
+    }
+    if (c == '%') return 0;
+  }
+  return 0;
+}
+
+// net.SplitHostPort without allocations: "host:port" or "[host]:port".
+bool SplitHostPort(std::string_view hostport, std::string_view* host, std::string_view* port) {
+  const size_t i = hostport.rfind(':');
+  if (i == std::string_view::npos) return false;
+  size_t j = 0, k = 0;
+  if (hostport[0] == '[') {
+    const size_t end = hostport.find(']');
+    if (end == std::string_view::npos || end + 1 != i) return false;
+    *host = hostport.substr(1, end - 1);
+    j = 1;
+    k = end + 1;
+  } else {
+    *host = hostport.substr(0, i);
+    if (host->find(':') != std::string_view::npos) return false;
+  }
+  if (hostport.substr(j).find('[') != std::string_view::npos) return false;
+  if (hostport.substr(k).find(']') != std::string_view::npos) return false;
+  *port = hostport.substr(i + 1);
+  return true;
+}
+
+std::string QuantizeIp(std::string_view raw) {
+  std::string_view prefix, rest = raw;
+  if (raw.starts_with("ip-")) {
+    prefix = raw.substr(0, 3);
+    rest = raw.substr(3);
+  } else {
+    for (std::string_view scheme : kSchemes) {
+      const size_t at = raw.find(scheme);
+      if (at == std::string_view::npos) continue;
+      const size_t end = at + scheme.size() + 3;
+      if (end < raw.size() && raw.substr(at + scheme.size(), 3) == "://") {
+        prefix = raw.substr(at, end - at);
+        rest = raw.substr(end);
+        break;
+      }
+    }
+  }
+  std::string_view host, port;
+  if (!SplitHostPort(rest, &host, &port)) {
+    host = rest;
+    port = {};
+  }
+  const size_t ip_len = ParseableIp(host);
+  if (ip_len == 0) return std::string(raw);
+  const std::string_view ip = host.substr(0, ip_len);
+  if (std::find(kAllowedIps.begin(), kAllowedIps.end(), ip) != kAllowedIps.end()) return std::string(raw);
+  std::string out = strings::Cat(prefix, "blocked-ip-address");
+  if (!port.empty()) strings::AppendTo(&out, ":", port);
+  out.append(host.substr(ip_len));
+  return out;
+}
+
+bool MaybeHasIp(std::string_view raw) {
+  for (char c : raw) {
+    if (c >= '0' && c <= '9') return true;
+    if (c == ':') return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+const std::vector<std::string>& DefaultPeerTagKeys() {
+  static const std::vector<std::string>* keys = [] {
+    // The precursors of each peer tag in the agent's peer_tags.ini, plus _dd.base_service.
+    auto* v = new std::vector<std::string>{
+        "_dd.base_service",
+        // peer.hostname
+        "peer.hostname", "hostname", "net.peer.name", "db.hostname", "network.destination.name", "grpc.host",
+        "http.host", "server.address",
+        // peer.cassandra.contact.points, peer.couchbase.seed.nodes
+        "db.cassandra.contact.points", "db.couchbase.seed.nodes",
+        // peer.rpc.service, peer.rpc.system
+        "rpc.service", "rpc.system",
+        // peer.aws.s3.bucket, .sqs.queue, .kinesis.stream, .dynamodb.table
+        "bucketname", "queuename", "streamname", "tablename",
+        // peer.db.system, peer.db.name
+        "db.system", "db.name", "mongodb.db", "db.instance", "cassandra.keyspace",
+        // peer.messaging.system, peer.messaging.destination
+        "messaging.system", "topicname", "messaging.destination", "messaging.destination.name",
+        "messaging.rabbitmq.exchange", "amqp.destination", "amqp.queue", "amqp.exchange", "msmq.queue.path",
+        "aws.queue.name",
+        // peer.kafka.bootstrap.servers, peer.cluster.name, peer.service
+        "messaging.kafka.bootstrap.servers", "peer.cluster.name", "peer.service"};
+    std::sort(v->begin(), v->end());
+    v->erase(std::unique(v->begin(), v->end()), v->end());
+    return v;
+  }();
+  return *keys;
+}
+
+std::vector<std::string> ConfiguredPeerTagKeys(bool peer_tags_aggregation,
+                                               const std::vector<std::string>& extra) {
+  if (!peer_tags_aggregation) return {};
+  std::vector<std::string> keys = DefaultPeerTagKeys();
+  for (const auto& k : extra) {
+    if (!k.empty()) keys.push_back(k);
+  }
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  return keys;
+}
+
+uint32_t HttpStatusCode(const Span& s) {
+  StatsSpanFields f;
+  ScanStatsFields(s, &f);
+  return HttpStatusCode(f);
+}
+
+std::string GrpcStatusCode(const Span& s) {
+  StatsSpanFields f;
+  ScanStatsFields(s, &f);
+  return GrpcStatusCode(f);
+}
+
+bool IsStatsSpanKind(std::string_view k) {
+  return EqualsIgnoreCase(k, "server") || EqualsIgnoreCase(k, "consumer") || EqualsIgnoreCase(k, "client") ||
+         EqualsIgnoreCase(k, "producer");
+}
+
+void AppendQuantizedPeerIpAddresses(std::string_view raw, std::string* out) {
+  if (!MaybeHasIp(raw)) {
+    out->append(raw);  // hostnames: the common case, no work
+    return;
+  }
+  out->append(QuantizePeerIpAddresses(raw));
+}
+
+std::string QuantizePeerIpAddresses(std::string_view raw) {
+  if (!MaybeHasIp(raw)) return std::string(raw);
+  std::vector<std::string> uniq;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = raw.find(',', start);
+    const std::string_view part =
+        raw.substr(start, comma == std::string_view::npos ? raw.npos : comma - start);
+    std::string q = QuantizeIp(part);
+    if (std::find(uniq.begin(), uniq.end(), q) == uniq.end()) uniq.push_back(std::move(q));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return strings::Join(uniq, ",");
+}
+
+void MatchingPeerTags(const Span& s, std::string_view span_kind, const std::vector<std::string>& keys,
+                      std::vector<std::string>* out) {
+  StatsSpanFields f;
+  ScanStatsFields(s, &f);
+  f.span_kind = span_kind;
+  const size_t n = PeerTagMatcher(keys).Match(s, f, out);
+  out->resize(n);
+}
+
+uint64_t SortedTagsFnvHash(const std::vector<std::string>& tags, size_t n) {
+  if (n == 0) return 0;
+  uint64_t h = 14695981039346656037ull;
+  auto feed = [&h](unsigned char c) {
+    h ^= c;
+    h *= 1099511628211ull;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0) feed(0);
+    for (char c : tags[i]) feed(static_cast<unsigned char>(c));
+  }
+  return h;
+}
+
+uint64_t TagsFnvHash(std::vector<std::string>* tags) {
+  if (!std::is_sorted(tags->begin(), tags->end())) std::sort(tags->begin(), tags->end());
+  return SortedTagsFnvHash(*tags, tags->size());
+}
+
+void ScanStatsFields(const Span& s, StatsSpanFields* f) {
+  *f = StatsSpanFields();
+  for (const auto& [k, v] : s.meta) {
+    // Dispatch on length first: most keys match no candidate and cost one switch.
+    switch (k.size()) {
+      case 9:
+        if (SameKey(k, "span.kind")) {
+          f->span_kind = v;
+        } else if (SameKey(k, "grpc.code")) {
+          f->grpc_meta[1] = v;
+        }
+        break;
+      case 10:
+        if (SameKey(k, "http.route")) f->http_route = v;
+        break;
+      case 11:
+        if (SameKey(k, "http.method")) {
+          f->http_method = v;
+        } else if (SameKey(k, "_dd.svc_src")) {
+          f->service_source = v;
+        }
+        break;
+      case 13:
+        if (SameKey(k, "http.endpoint")) f->http_endpoint = v;
+        break;
+      case 16:
+        if (SameKey(k, kStatusCodeKey)) {
+          f->http_status_code = v;
+        } else if (SameKey(k, kBaseServiceKey)) {
+          f->base_service = v;
+        } else if (SameKey(k, "grpc.status.code")) {
+          f->grpc_meta[3] = v;
+        }
+        break;
+      case 20:
+        if (SameKey(k, "rpc.grpc.status_code")) {
+          f->grpc_meta[0] = v;
+        } else if (SameKey(k, "rpc.grpc.status.code")) {
+          f->grpc_meta[2] = v;
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  for (const auto& [k, v] : s.metrics) {
+    switch (k.size()) {
+      case 10:
+        if (SameKey(k, kTopLevelKey) && v == 1) f->top_level = true;
+        break;
+      case 12:
+        if (SameKey(k, kMeasuredKey) && v == 1) f->measured = true;
+        break;
+      case 13:
+        if (SameKey(k, kTracerTopLevelKey) && v == 1) f->top_level = true;
+        break;
+      case 19:
+        if (SameKey(k, kPartialVersionKey) && v >= 0) f->partial = true;
+        break;
+      default:
+        break;
+    }
+    if (k.size() == 16) {
+      if (SameKey(k, kStatusCodeKey)) {
+        f->http_status_code_metric = &v;
+      } else if (SameKey(k, "grpc.status.code")) {
+        f->grpc_metric[3] = &v;
+      }
+    } else if (k.size() == 9 && SameKey(k, "grpc.code")) {
+      f->grpc_metric[1] = &v;
+    } else if (k.size() == 20) {
+      if (SameKey(k, "rpc.grpc.status_code")) {
+        f->grpc_metric[0] = &v;
+      } else if (SameKey(k, "rpc.grpc.status.code")) {
+        f->grpc_metric[2] = &v;
+      }
+    }
+  }
+}
+
+uint32_t HttpStatusCode(const StatsSpanFields& f) {
+  if (const double* code = f.http_status_code_metric) {
+    if (!(*code >= 0 && *code <= 4294967295.0)) return 0;
+    return static_cast<uint32_t>(*code);
+  }
+  const std::string_view text = f.http_status_code;
+  if (text.empty()) return 0;
+  uint32_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size()) return 0;
+  return value;
+}
+
+std::string GrpcStatusCode(const StatsSpanFields& f) {
+  for (std::string_view v : f.grpc_meta) {
+    if (!v.empty()) return ParseGrpcStatus(v);
+  }
+  for (const double* v : f.grpc_metric) {
+    if (!v) continue;
+    if (!(*v >= 0 && *v < 18446744073709551616.0)) return "";
+    return strings::Cat(static_cast<uint64_t>(*v));
+  }
+  return "";
+}
+
+PeerTagMatcher::PeerTagMatcher(std::vector<std::string> keys) : keys_(std::move(keys)) {
+  std::sort(keys_.begin(), keys_.end());
+  keys_.erase(std::unique(keys_.begin(), keys_.end()), keys_.end());
+  key_set_.insert(keys_.begin(), keys_.end());
+  for (const auto& k : keys_) {
+    if (k.empty()) continue;
+    length_mask_ |= k.size() < 64 ? (uint64_t{1} << k.size()) : 0;
+    const auto c = static_cast<unsigned char>(k.front());
+    first_char_mask_[c / 64] |= uint64_t{1} << (c % 64);
+  }
+}
+
+size_t PeerTagMatcher::Match(const Span& s, const StatsSpanFields& f, std::vector<std::string>* out) const {
+  if (keys_.empty()) return 0;
+  size_t n = 0;
+  auto slot = [&]() -> std::string& {
+    if (n == out->size()) out->emplace_back();
+    std::string& t = (*out)[n++];
+    t.clear();
+    return t;
+  };
+  const std::string_view kind = f.span_kind;
+  if (kind.empty() || EqualsIgnoreCase(kind, "internal")) {
+    // A service override on an internal span (custom instrumentation): only the base service matters.
+    if (!f.base_service.empty()) {
+      std::string& t = slot();
+      strings::AppendTo(&t, kBaseServiceKey, ":");
+      AppendQuantizedPeerIpAddresses(f.base_service, &t);
+    }
+    return n;
+  }
+  if (!(EqualsIgnoreCase(kind, "client") || EqualsIgnoreCase(kind, "producer") ||
+        EqualsIgnoreCase(kind, "consumer"))) {
+    return 0;
+  }
+  for (const auto& [k, v] : s.meta) {
+    if (v.empty()) continue;
+    if (k.empty() || (k.size() < 64 && !(length_mask_ & (uint64_t{1} << k.size())))) continue;
+    const auto c0 = static_cast<unsigned char>(k.front());
+    if (!(first_char_mask_[c0 / 64] & (uint64_t{1} << (c0 % 64)))) continue;
+    if (!key_set_.contains(absl::string_view(k.data(), k.size()))) continue;
+    std::string& t = slot();
+    strings::AppendTo(&t, k, ":");
+    AppendQuantizedPeerIpAddresses(v, &t);
+  }
+  std::sort(out->begin(), out->begin() + static_cast<std::ptrdiff_t>(n));
+  return n;
+}
+
+uint64_t ProcessTagsHash(std::string_view process_tags) {
+  if (process_tags.empty()) return 0;
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = process_tags.find(',', start);
+    parts.emplace_back(
+        process_tags.substr(start, comma == std::string_view::npos ? process_tags.npos : comma - start));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return TagsFnvHash(&parts);
+}
+
+double TruncateDuration(int64_t ns) {
+  // IEEE-754: keep sign, exponent and the top 9 stored mantissa bits (10 significant bits).
+  const uint64_t bits = std::bit_cast<uint64_t>(static_cast<double>(ns)) & 0xfffff80000000000ull;
+  return std::bit_cast<double>(bits);
+}
+
+}  // namespace dogwatch::trace::stats

@@ -1,0 +1,98 @@
+#pragma once
+// What a span contributes to its stats aggregation key (pkg/trace/stats/aggregation.go,
+// span_concentrator.go in the Datadog Agent, reimplemented):
+//   service, name, resource, type, span.kind, HTTP status code, synthetics, peer tags (hash), is_trace_root,
+//   gRPC status code, HTTP method, HTTP endpoint, service source (_dd.svc_src).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "trace-agent/model/span.h"
+
+namespace dogwatch::trace::stats {
+
+// "_dd.base_service" plus every precursor tag of the agent's peer_tags.ini, sorted.
+const std::vector<std::string>& DefaultPeerTagKeys();
+
+// The keys peer tags are read from: the defaults plus `extra` (apm_config.peer_tags), sorted and
+// deduplicated; empty when apm_config.peer_tags_aggregation is off.
+std::vector<std::string> ConfiguredPeerTagKeys(bool peer_tags_aggregation,
+                                               const std::vector<std::string>& extra);
+
+// Metric `http.status_code`, else meta `http.status_code` parsed as uint32; 0 when absent or invalid.
+uint32_t HttpStatusCode(const Span& s);
+
+// The gRPC status as a decimal string: meta rpc.grpc.status_code, grpc.code, rpc.grpc.status.code,
+// grpc.status.code (first non-empty; numbers, "StatusCode.X" and code names such as NOT_FOUND or
+// NotFound are accepted), else the same keys in metrics. "" when absent or unrecognized.
+std::string GrpcStatusCode(const Span& s);
+
+// span.kind in {server, consumer, client, producer}, case-insensitively.
+bool IsStatsSpanKind(std::string_view span_kind);
+
+// Replaces IP addresses in a comma-separated host list with "blocked-ip-address" (keeping ports and an
+// "ip-" or "scheme://" prefix), leaves hostnames and loopback / cloud metadata addresses alone, and
+// removes duplicates that result. Peer tag values go through it to bound their cardinality.
+std::string QuantizePeerIpAddresses(std::string_view raw);
+// Appends the quantized form of `raw` to `out` (no allocation when `raw` holds no IP-like text).
+void AppendQuantizedPeerIpAddresses(std::string_view raw, std::string* out);
+
+// The span's peer tags as sorted "key:value" strings: for client, producer and consumer spans, every key
+// of `keys` present with a non-empty value; for internal spans (kind "" or "internal") carrying
+// _dd.base_service, only that tag. Nothing when `keys` is empty (aggregation off).
+void MatchingPeerTags(const Span& s, std::string_view span_kind, const std::vector<std::string>& keys,
+                      std::vector<std::string>* out);
+
+// The fields the stats key reads from a span, found in one pass over its meta and one over its metrics (the
+// span model keeps tags in flat vectors: one pass beats a dozen linear lookups on the hot path).
+struct StatsSpanFields {
+  std::string_view span_kind;
+  std::string_view http_status_code;  // meta
+  std::string_view http_method;
+  std::string_view http_endpoint;
+  std::string_view http_route;
+  std::string_view service_source;  // _dd.svc_src
+  std::string_view base_service;    // _dd.base_service
+  std::string_view grpc_meta[4];    // rpc.grpc.status_code, grpc.code, rpc.grpc.status.code, grpc.status.code
+  const double* grpc_metric[4] = {};
+  const double* http_status_code_metric = nullptr;
+  bool top_level = false;  // _top_level == 1 or _dd.top_level == 1
+  bool measured = false;   // _dd.measured == 1
+  bool partial = false;    // _dd.partial_version >= 0
+};
+void ScanStatsFields(const Span& s, StatsSpanFields* out);
+uint32_t HttpStatusCode(const StatsSpanFields& f);
+std::string GrpcStatusCode(const StatsSpanFields& f);
+
+// Peer tag matching with a precomputed key table; reuses the strings of `out` between calls.
+class PeerTagMatcher {
+ public:
+  explicit PeerTagMatcher(std::vector<std::string> keys);
+  // Sorted "key:value" peer tags of the span into (*out)[0, returned count).
+  size_t Match(const Span& s, const StatsSpanFields& f, std::vector<std::string>* out) const;
+  const std::vector<std::string>& keys() const { return keys_; }
+
+ private:
+  std::vector<std::string> keys_;  // sorted
+  absl::flat_hash_set<std::string> key_set_;
+  // Cheap filters before the binary search: key lengths (< 64) and first bytes present among the keys.
+  uint64_t length_mask_ = 0;
+  uint64_t first_char_mask_[4] = {};
+};
+
+// FNV-1a 64 over the sorted strings joined by a zero byte (sorts `tags` in place); 0 when empty. The
+// agent keys peer tags and process tags by this hash.
+uint64_t TagsFnvHash(std::vector<std::string>* tags);
+// The same over the first `n` strings, already sorted.
+uint64_t SortedTagsFnvHash(const std::vector<std::string>& tags, size_t n);
+// Hash of a comma-separated process tags string; 0 when empty.
+uint64_t ProcessTagsHash(std::string_view process_tags);
+
+// The duration the agent puts in a latency sketch: the float value with its mantissa cut to 10 bits, so
+// nearby durations share a value (±1/1024) and sketches stay small.
+double TruncateDuration(int64_t ns);
+
+}  // namespace dogwatch::trace::stats

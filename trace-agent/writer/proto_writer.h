@@ -1,0 +1,67 @@
+#pragma once
+// A minimal protobuf wire-format writer. The trace writer encodes AgentPayload straight from the
+// span structs with it: building protobuf message objects first would cost a map node and a string
+// copy per tag, for bytes that are serialized once and thrown away.
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace dogwatch::trace {
+
+class ProtoWriter {
+ public:
+  explicit ProtoWriter(std::string* out) : out_(out) {}
+
+  void Varint(uint64_t value) {
+    char buffer[10];
+    size_t n = 0;
+    while (value >= 0x80) {
+      buffer[n++] = static_cast<char>((value & 0x7f) | 0x80);
+      value >>= 7;
+    }
+    buffer[n++] = static_cast<char>(value);
+    out_->append(buffer, n);
+  }
+  void Tag(uint32_t field, uint32_t wire_type) { Varint((uint64_t{field} << 3) | wire_type); }
+
+  // Scalar fields; proto3 leaves zero values out.
+  void UInt64(uint32_t field, uint64_t value) {
+    if (value == 0) return;
+    Tag(field, 0);
+    Varint(value);
+  }
+  // int32/int64 are encoded as their two's-complement 64-bit value (negative: 10 bytes).
+  void Int64(uint32_t field, int64_t value) { UInt64(field, static_cast<uint64_t>(value)); }
+  void Bool(uint32_t field, bool value) { UInt64(field, value ? 1 : 0); }
+  void Double(uint32_t field, double value) {
+    if (value == 0) return;
+    DoubleAlways(field, value);
+  }
+  // Map values are written even when zero so the entry's meaning does not depend on defaults.
+  void DoubleAlways(uint32_t field, double value) {
+    Tag(field, 1);
+    char bytes[8];
+    std::memcpy(bytes, &value, 8);  // little-endian hosts only, as every target of this agent
+    out_->append(bytes, 8);
+  }
+  void String(uint32_t field, std::string_view value) {
+    if (value.empty()) return;
+    Bytes(field, value);
+  }
+  void Bytes(uint32_t field, std::string_view value) {
+    Tag(field, 2);
+    Varint(value.size());
+    out_->append(value);
+  }
+  // A nested message already encoded elsewhere.
+  void Message(uint32_t field, std::string_view encoded) { Bytes(field, encoded); }
+
+  std::string* out() { return out_; }
+
+ private:
+  std::string* out_;
+};
+
+}  // namespace dogwatch::trace

@@ -1,0 +1,89 @@
+#pragma once
+// Buffers processed tracer payloads as encoded AgentPayload bytes and hands compressed payloads
+// to the core every `flush_interval` or when the buffer passes `flush_bytes` (Datadog: 5 s and
+// 3.2 MB). Encoding happens on the caller's thread, outside the lock; the lock only covers an
+// append. Compression and submission run on one flusher thread. Pending payloads are bounded;
+// what the bound sheds is counted.
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "trace-agent/model/span.h"
+#include "trace-agent/writer/payload_encoder.h"
+
+namespace dogwatch::trace {
+
+struct TraceWriterOptions {
+  size_t flush_bytes = 3'200'000;
+  absl::Duration flush_interval = absl::Seconds(5);
+  size_t max_pending_payloads = 8;  // full buffers waiting for the flusher (~25 MiB at most)
+  PayloadEncoder::AgentPayloadHeader header;
+  int gzip_level = 1;  // BestSpeed, as the Datadog trace writer
+};
+
+struct OutgoingPayload {
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+// Delivers one payload (to the core's Submit); an error is counted and the payload dropped
+// (the core, not the trace-agent, owns retries and the disk queue).
+using SubmitFunction = std::function<absl::Status(OutgoingPayload)>;
+
+class TraceWriter {
+ public:
+  TraceWriter(TraceWriterOptions options, SubmitFunction submit);
+  ~TraceWriter();
+
+  void Start();
+  // Flushes what is buffered and waits for the flusher.
+  void Stop();
+
+  // Encodes and buffers `payload` (spans already normalized, obfuscated and sampled).
+  void Write(const TracerPayload& payload);
+
+  std::map<std::string, int64_t> Counters() const;
+
+ private:
+  struct Buffer {
+    std::string bytes;
+    int64_t spans = 0;
+    int64_t traces = 0;
+    std::set<std::string> languages;
+  };
+  void Run();
+  void FlushBuffer(Buffer buffer);
+  void SealLocked();
+
+  const TraceWriterOptions options_;
+  const SubmitFunction submit_;
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  Buffer current_;
+  std::deque<Buffer> pending_;
+  bool stopping_ = false;
+  std::thread flusher_;
+
+  std::atomic<int64_t> payloads_written_{0};
+  std::atomic<int64_t> spans_written_{0};
+  std::atomic<int64_t> traces_written_{0};
+  std::atomic<int64_t> flushes_{0};
+  std::atomic<int64_t> bytes_uncompressed_{0};
+  std::atomic<int64_t> bytes_compressed_{0};
+  std::atomic<int64_t> submit_errors_{0};
+  std::atomic<int64_t> dropped_payloads_{0};
+  std::atomic<int64_t> dropped_spans_{0};
+};
+
+}  // namespace dogwatch::trace

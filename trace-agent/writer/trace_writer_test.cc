@@ -1,0 +1,151 @@
+#include "trace-agent/writer/trace_writer.h"
+
+#include <catch2/catch.hpp>
+#include <mutex>
+
+#include "common/compression/compression.h"
+#include "datadog/trace/agent_payload.pb.h"
+#include "trace-agent/writer/payload_encoder.h"
+
+using namespace dogwatch::trace;
+
+namespace {
+
+Span MakeSpan(uint64_t id, uint64_t parent) {
+  Span span;
+  span.service = "web";
+  span.name = "http.request";
+  span.resource = "GET /users";
+  span.type = "web";
+  span.trace_id = 42;
+  span.span_id = id;
+  span.parent_id = parent;
+  span.start = 1700000000000000000;
+  span.duration = 1500;
+  span.error = parent == 0 ? 0 : 1;
+  span.meta = {{"http.method", "GET"}, {"empty.value", ""}, {"", "empty key"}};
+  span.metrics = {{"_sampling_priority_v1", 1}, {"zero", 0}, {"negative", -2.5}};
+  span.meta_struct = {{"appsec", std::string("\x00\x01", 2)}};
+  SpanLink link;
+  link.trace_id = 7;
+  link.span_id = 8;
+  link.attributes = {{"k", "v"}};
+  link.flags = 0x80000001;
+  span.span_links.push_back(link);
+  return span;
+}
+
+TracerPayload MakePayload() {
+  TracerPayload payload;
+  payload.container_id = "abc";
+  payload.language_name = "nodejs";
+  payload.tracer_version = "5.0.0";
+  payload.env = "prod";
+  payload.hostname = "h";
+  payload.app_version = "1.2";
+  payload.tags = {{"_dd.tags.container", "a:b"}};
+  TraceChunk chunk;
+  chunk.priority = -1;  // negative int32 must round-trip
+  chunk.origin = "synthetics";
+  chunk.spans = {MakeSpan(1, 0), MakeSpan(2, 1)};
+  chunk.tags = {{"t", "v"}};
+  chunk.dropped_trace = true;
+  payload.chunks.push_back(chunk);
+  return payload;
+}
+
+}  // namespace
+
+TEST_CASE("the hand-written encoder produces what protobuf decodes to the same values") {
+  std::string bytes;
+  PayloadEncoder encoder;
+  encoder.AppendTracerPayload(MakePayload(), &bytes);
+  PayloadEncoder::AgentPayloadHeader header;
+  header.hostname = "agent-host";
+  header.env = "prod";
+  header.agent_version = "0.1.0";
+  header.target_tps = 10;
+  header.tags = {{"a", "b"}};
+  PayloadEncoder::AppendAgentPayloadHeader(header, &bytes);
+
+  datadog::trace::AgentPayload decoded;
+  REQUIRE(decoded.ParseFromString(bytes));
+  CHECK(decoded.hostname() == "agent-host");
+  CHECK(decoded.targettps() == 10);
+  CHECK(decoded.tags().at("a") == "b");
+  REQUIRE(decoded.tracerpayloads_size() == 1);
+  const auto& tp = decoded.tracerpayloads(0);
+  CHECK(tp.containerid() == "abc");
+  CHECK(tp.languagename() == "nodejs");
+  CHECK(tp.tags().at("_dd.tags.container") == "a:b");
+  REQUIRE(tp.chunks_size() == 1);
+  const auto& chunk = tp.chunks(0);
+  CHECK(chunk.priority() == -1);
+  CHECK(chunk.origin() == "synthetics");
+  CHECK(chunk.droppedtrace());
+  REQUIRE(chunk.spans_size() == 2);
+  const auto& span = chunk.spans(1);
+  CHECK(span.spanid() == 2);
+  CHECK(span.parentid() == 1);
+  CHECK(span.traceid() == 42);
+  CHECK(span.start() == 1700000000000000000);
+  CHECK(span.error() == 1);
+  CHECK(span.meta().at("http.method") == "GET");
+  CHECK(span.meta().at("empty.value").empty());
+  CHECK(span.meta().at("") == "empty key");
+  CHECK(span.metrics().at("zero") == 0);
+  CHECK(span.metrics().at("negative") == -2.5);
+  CHECK(span.meta_struct().at("appsec") == std::string("\x00\x01", 2));
+  REQUIRE(span.spanlinks_size() == 1);
+  CHECK(span.spanlinks(0).flags() == 0x80000001);
+  CHECK(span.spanlinks(0).attributes().at("k") == "v");
+}
+
+TEST_CASE("the writer flushes on size and on shutdown, gzip-compressed, with the Datadog headers") {
+  std::mutex mu;
+  std::vector<OutgoingPayload> submitted;
+  TraceWriterOptions options;
+  options.flush_bytes = 1;  // every write seals a payload
+  options.flush_interval = absl::Seconds(60);
+  options.header.hostname = "h";
+  TraceWriter writer(options, [&](OutgoingPayload payload) {
+    std::lock_guard<std::mutex> lock(mu);
+    submitted.push_back(std::move(payload));
+    return absl::OkStatus();
+  });
+  writer.Start();
+  writer.Write(MakePayload());
+  writer.Write(MakePayload());
+  writer.Stop();
+  REQUIRE(submitted.size() == 2);
+  CHECK(submitted[0].path == "/api/v0.2/traces");
+  auto body = dogwatch::compression::GzipDecompress(submitted[0].body, 1 << 20);
+  REQUIRE(body.ok());
+  datadog::trace::AgentPayload decoded;
+  REQUIRE(decoded.ParseFromString(*body));
+  CHECK(decoded.tracerpayloads(0).chunks(0).spans_size() == 2);
+  bool has_languages = false;
+  for (const auto& [name, value] : submitted[0].headers)
+    has_languages |= name == "X-Datadog-Reported-Languages" && value == "nodejs";
+  CHECK(has_languages);
+  CHECK(writer.Counters().at("writer_spans") == 4);
+}
+
+TEST_CASE("the writer bounds pending payloads and counts what it sheds and what fails") {
+  TraceWriterOptions options;
+  options.flush_bytes = 1;
+  options.max_pending_payloads = 2;
+  std::atomic<bool> release{false};
+  TraceWriter writer(options, [&](OutgoingPayload) {
+    while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return absl::UnavailableError("core down");
+  });
+  writer.Start();
+  for (int i = 0; i < 10; ++i) writer.Write(MakePayload());
+  release.store(true);
+  writer.Stop();
+  auto counters = writer.Counters();
+  CHECK(counters.at("writer_dropped_payloads") >= 7);
+  CHECK(counters.at("writer_submit_errors") >= 1);
+  CHECK(counters.at("writer_dropped_payloads") + counters.at("writer_submit_errors") == 10);
+}
