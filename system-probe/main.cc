@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  dogwatch::lifecycle::DieWithSupervisor();
   dogwatch::lifecycle::ShutdownSignal::BlockTerminationSignals();
   auto config = dogwatch::config::Config::Load({config_path, config_given, environ});
   if (!config.ok()) {

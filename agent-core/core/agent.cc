@@ -202,7 +202,10 @@ absl::Status Agent::StartSupervisor() {
   std::vector<std::string> args = {"run"};
   if (!config_path_.empty()) args = {"run", "-c", config_path_};
   // Children find the core at the socket it actually serves, whatever their own config says.
-  std::vector<std::string> env = {"DD_AGENT_IPC_SOCKET=" + config_.GetString("agent_ipc.socket")};
+  // DOGWATCH_SUPERVISOR_PID lets a child die with the core (PR_SET_PDEATHSIG) instead of running
+  // on as an orphan when the core is killed with SIGKILL.
+  std::vector<std::string> env = {"DD_AGENT_IPC_SOCKET=" + config_.GetString("agent_ipc.socket"),
+                                  "DOGWATCH_SUPERVISOR_PID=" + std::to_string(getpid())};
   std::vector<ChildSpec> children;
   if (config_.GetBool("system_probe_config.enabled")) {
     children.push_back({"system-probe", JoinPath(bin_dir, "system-probe"), args, env});

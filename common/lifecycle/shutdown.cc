@@ -1,7 +1,13 @@
 #include "common/lifecycle/shutdown.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 
 namespace dogwatch::lifecycle {
 namespace {
@@ -16,6 +22,18 @@ sigset_t TerminationSignals() {
 }
 
 }  // namespace
+
+void DieWithSupervisor() {
+  const char* pid_text = std::getenv("DOGWATCH_SUPERVISOR_PID");
+  if (pid_text == nullptr || *pid_text == '\0') return;
+  const long supervisor = std::strtol(pid_text, nullptr, 10);
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  // The supervisor may have died between our fork and the prctl: then no signal will come.
+  if (getppid() != static_cast<pid_t>(supervisor)) {
+    std::fprintf(stderr, "the supervising agent (pid %ld) is gone; exiting\n", supervisor);
+    std::_Exit(1);
+  }
+}
 
 void ShutdownSignal::BlockTerminationSignals() {
   sigset_t set = TerminationSignals();

@@ -11,6 +11,10 @@
 
 namespace dogwatch::lifecycle {
 
+// Under `agent run`'s supervisor ($DOGWATCH_SUPERVISOR_PID set), makes the kernel send SIGTERM to
+// this process when the supervisor dies, and exits at once if it is already gone. A no-op otherwise.
+void DieWithSupervisor();
+
 class ShutdownSignal {
  public:
   // Call first thing in main(), before any thread starts, so every thread inherits the mask.

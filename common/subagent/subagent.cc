@@ -35,6 +35,7 @@ int Main(const Spec& spec, int argc, char** argv) {
     }
   }
 
+  lifecycle::DieWithSupervisor();
   lifecycle::ShutdownSignal::BlockTerminationSignals();
   (void)log::Init(spec.name, "info");
   auto logger = log::Get(spec.name);

@@ -562,3 +562,29 @@ TEST_CASE("sub-agents fail clearly without a core and honour their enable flags"
   trace.Signal(SIGTERM);
   CHECK(trace.Wait(10s) == 0);
 }
+
+TEST_CASE("supervised sub-agents exit when the core is killed with SIGKILL", "[integration]") {
+  AgentSetup setup;
+  std::string config = setup.WriteConfig(
+      "supervisor:\n  enabled: true\napm_config:\n  enabled: true\nprocess_config:\n  process_collection:\n"
+      "    enabled: true\n");
+  auto agent = StartAgent(setup, config);
+  std::vector<pid_t> children;
+  REQUIRE(WaitFor(
+      [&] {
+        children.clear();
+        auto status = GetStatus(setup.socket);
+        for (const auto& c : status.components()) {
+          if (c.state() == "running") children.push_back(c.pid());
+        }
+        return children.size() == 2;
+      },
+      20s));
+  agent->Signal(SIGKILL);
+  REQUIRE(agent->Wait(5s) == 128 + SIGKILL);
+  // PR_SET_PDEATHSIG delivers SIGTERM; each child then stops cleanly (its last report to the
+  // vanished core times out after about a second).
+  for (pid_t pid : children) {
+    CHECK(WaitFor([&] { return kill(pid, 0) != 0; }, 10s));
+  }
+}
