@@ -34,17 +34,10 @@ absl::Status Submit(dogwatch::core_client::CoreClient& core, Track track, const 
   return response.status();
 }
 
-std::string Hostname(const dogwatch::config::Config& config) {
-  if (!config.GetString("hostname").empty()) return config.GetString("hostname");
-  char name[256] = {};
-  gethostname(name, sizeof(name) - 1);
-  return name;
-}
-
 absl::Status Run(dogwatch::subagent::Context& ctx) {
   const auto& config = ctx.config;
   auto& core = ctx.core;
-  std::string hostname = Hostname(config);
+  std::string hostname = dogwatch::config::ResolveHostname(config);
 
   ASSIGN_OR_RETURN(dogwatch::trace::PipelineOptions pipeline_options,
                    dogwatch::trace::PipelineOptionsFromConfig(config, hostname));

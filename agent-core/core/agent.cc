@@ -221,7 +221,7 @@ absl::Status Agent::StartSupervisor() {
 }
 
 absl::Status Agent::Start() {
-  hostname_ = ResolveHostname(config_);
+  hostname_ = config::ResolveHostname(config_);
   RETURN_IF_ERROR(StartForwarder());
 
   service_ = std::make_unique<CoreService>(this, &registry_);
@@ -332,13 +332,6 @@ void Agent::FillStatus(core::StatusResponse* response) {
 }
 
 }  // namespace
-
-std::string ResolveHostname(const config::Config& config) {
-  if (!config.GetString("hostname").empty()) return config.GetString("hostname");
-  char name[256] = {};
-  if (gethostname(name, sizeof(name) - 1) != 0) return "localhost";
-  return name;
-}
 
 absl::StatusOr<config::Config> LoadCoreConfig(const std::string& path, bool required,
                                               const char* const* environment) {

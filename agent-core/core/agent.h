@@ -17,9 +17,6 @@ inline constexpr char kDefaultConfigPath[] = "/etc/dogwatch/dogwatch.yaml";
 absl::StatusOr<config::Config> LoadCoreConfig(const std::string& path, bool required,
                                               const char* const* environment);
 
-// The hostname payloads carry: `hostname`, else the system's.
-std::string ResolveHostname(const config::Config& config);
-
 // Runs until SIGTERM/SIGINT; returns the process exit code.
 int RunAgent(const std::string& config_path, bool config_required);
 

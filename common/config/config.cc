@@ -1,5 +1,7 @@
 #include "common/config/config.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -684,6 +686,13 @@ absl::StatusOr<Config> Config::FromSnapshot(const core::ConfigSnapshot& snapshot
   }
   RETURN_IF_ERROR(config.MergeEnvironment(environment));
   return config;
+}
+
+std::string ResolveHostname(const Config& config) {
+  if (!config.GetString("hostname").empty()) return config.GetString("hostname");
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "localhost";
+  return name;
 }
 
 std::string OptionsReferenceMarkdown(const OptionTable& table) {

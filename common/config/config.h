@@ -149,6 +149,9 @@ class Config {
   std::vector<std::string> unknown_keys_;
 };
 
+// The hostname payloads carry: `hostname` when set, else the system's (gethostname).
+std::string ResolveHostname(const Config& config);
+
 // Helpers shared with the YAML and env parsers (and their fuzz targets).
 absl::StatusOr<bool> ParseBool(std::string_view text);
 absl::StatusOr<int64_t> ParseInt(std::string_view text);

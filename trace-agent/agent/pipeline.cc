@@ -175,7 +175,9 @@ void Pipeline::Process(TracerPayload payload, const RequestContext& context) {
   NormalizeStats normalize_stats;
   std::map<std::string, int64_t> drops;
   std::vector<TraceChunk> kept;
+  std::vector<size_t> kept_roots;  // root index of each kept chunk, as NormalizeChunk found it
   kept.reserve(payload.chunks.size());
+  kept_roots.reserve(payload.chunks.size());
   const double p0_weight =
       payload.chunks.empty() ? 0
                              : static_cast<double>(context.client_dropped_p0_traces) / payload.chunks.size();
@@ -207,6 +209,7 @@ void Pipeline::Process(TracerPayload payload, const RequestContext& context) {
     }
     MarkTopLevel(chunk.spans, context.client_computed_top_level);
     kept.push_back(std::move(chunk));
+    kept_roots.push_back(root_index);
   }
 
   // Stats see every valid chunk, before sampling drops any (as in the Datadog agent).
@@ -217,15 +220,15 @@ void Pipeline::Process(TracerPayload payload, const RequestContext& context) {
     info.app_version = payload.app_version;
     info.container_id = payload.container_id;
     info.lang = payload.language_name;
-    for (const TraceChunk& chunk : kept) {
-      concentrator_.AddChunk(info, chunk, &chunk.spans[FindRootSpan(chunk.spans)]);
-    }
+    for (size_t i = 0; i < kept.size(); ++i)
+      concentrator_.AddChunk(info, kept[i], &kept[i].spans[kept_roots[i]]);
   }
 
   payload.chunks.clear();
   int64_t sampled_out = 0;
-  for (TraceChunk& chunk : kept) {
-    const Span& root = chunk.spans[FindRootSpan(chunk.spans)];
+  for (size_t i = 0; i < kept.size(); ++i) {
+    TraceChunk& chunk = kept[i];
+    const Span& root = chunk.spans[kept_roots[i]];
     sampler::SamplingDecision decision =
         sampler_.Sample(chunk, root, payload.env, context.client_dropped_p0_traces > 0, p0_weight);
     if (!decision.send()) {

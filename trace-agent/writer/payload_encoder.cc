@@ -11,16 +11,8 @@ void AppendStringMap(ProtoWriter& w, uint32_t field, const StringMap& map) {
     size_t entry_size = 0;
     // key and value are always present in an entry, even when empty, like protobuf's own encoder
     // for non-default values; empty strings are simply left out.
-    auto varint_size = [](uint64_t v) {
-      size_t n = 1;
-      while (v >= 0x80) {
-        v >>= 7;
-        ++n;
-      }
-      return n;
-    };
-    if (!key.empty()) entry_size += 1 + varint_size(key.size()) + key.size();
-    if (!value.empty()) entry_size += 1 + varint_size(value.size()) + value.size();
+    if (!key.empty()) entry_size += 1 + VarintSize(key.size()) + key.size();
+    if (!value.empty()) entry_size += 1 + VarintSize(value.size()) + value.size();
     w.Tag(field, 2);
     w.Varint(entry_size);
     w.String(1, key);
@@ -30,10 +22,7 @@ void AppendStringMap(ProtoWriter& w, uint32_t field, const StringMap& map) {
 
 void AppendNumberMap(ProtoWriter& w, uint32_t field, const NumberMap& map) {
   for (const auto& [key, value] : map) {
-    size_t key_size = key.size();
-    size_t key_len_bytes = 1;
-    for (uint64_t v = key_size; v >= 0x80; v >>= 7) ++key_len_bytes;
-    size_t entry_size = (key.empty() ? 0 : 1 + key_len_bytes + key_size) + (value != 0 ? 9 : 0);
+    size_t entry_size = (key.empty() ? 0 : 1 + VarintSize(key.size()) + key.size()) + (value != 0 ? 9 : 0);
     w.Tag(field, 2);
     w.Varint(entry_size);
     w.String(1, key);

@@ -10,6 +10,16 @@
 
 namespace dogwatch::trace {
 
+// Bytes a varint takes on the wire (length prefixes of nested messages computed up front).
+inline size_t VarintSize(uint64_t value) {
+  size_t n = 1;
+  while (value >= 0x80) {
+    value >>= 7;
+    ++n;
+  }
+  return n;
+}
+
 class ProtoWriter {
  public:
   explicit ProtoWriter(std::string* out) : out_(out) {}
