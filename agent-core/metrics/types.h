@@ -53,13 +53,14 @@ struct Series {
   std::vector<std::string> tags;  // sorted, unique
   std::string host;
   SeriesType type = SeriesType::kGauge;
-  int64_t interval = 0;  // seconds; 10 for DogStatsD rates, 0 for gauges
+  int64_t interval = 0;  // seconds; the aggregator sets 10 on every aggregated series, as Datadog does
   std::vector<Point> points;
   std::string source_type_name;  // e.g. "System" for host checks, empty for DogStatsD
 };
 
-// One point of a distribution, in the agent's `pkg/quantile` sketch form: `k` are the bin keys
-// (sorted ascending, unique), `n` their counts; cnt/min/max/sum/avg are exact.
+// One point of a distribution, in the agent's `pkg/quantile` sketch form: `keys` are the bin keys
+// in ascending order, `counts` their counts; a key repeats when its count exceeds 65535 (uint16
+// bins, as Datadog's sketch splits them). cnt/min/max/sum/avg are exact.
 struct DogSketch {
   int64_t timestamp = 0;  // unix seconds, start of the 10 s bucket
   int64_t count = 0;

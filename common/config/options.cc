@@ -43,6 +43,9 @@ Option Enum(std::string key, std::string def, std::vector<std::string> allowed, 
 Option List(std::string key, std::string doc, std::vector<std::string> aliases = {}) {
   return Make(std::move(key), Type::kStringList, Value(StringList{}), std::move(doc), std::move(aliases));
 }
+Option ListOf(std::string key, StringList def, std::string doc, std::vector<std::string> aliases = {}) {
+  return Make(std::move(key), Type::kStringList, Value(std::move(def)), std::move(doc), std::move(aliases));
+}
 Option Map(std::string key, std::string doc, std::vector<std::string> aliases = {}) {
   return Make(std::move(key), Type::kStringListMap, Value(StringListMap{}), std::move(doc),
               std::move(aliases));
@@ -237,6 +240,47 @@ std::vector<Option> AllOptions() {
       Int("dogstatsd_port", 8125, 0, kPortMax, "DogStatsD UDP port; 0 = off."),
       Str("dogstatsd_socket", "/var/run/dogwatch/dsd.socket", "DogStatsD unix datagram socket; empty = off."),
       Bool("dogstatsd_non_local_traffic", false, "Listen on all interfaces for DogStatsD."),
+      Int("dogstatsd_buffer_size", 8192, 512, 65536,
+          "Bytes read per datagram; a longer datagram is counted as oversize and its cut line dropped."),
+      Int("dogstatsd_packet_buffer_size", 32, 1, 1024, "Datagrams read per recvmmsg batch."),
+      Int("dogstatsd_queue_size", 64, 2, 4096,
+          "Batches buffered between the sockets and the parser; when all are in use the reader waits and "
+          "the kernel socket buffer absorbs the burst (UDP overflows are counted from SO_RXQ_OVFL)."),
+      Int("dogstatsd_so_rcvbuf", 0, 0, int64_t{1} << 30,
+          "SO_RCVBUF of the DogStatsD sockets; 0 = OS default."),
+      Int("dogstatsd_pipeline_count", 1, 1, 8, "Parser/aggregator threads."),
+      Bool("dogstatsd_origin_detection", false,
+           "UDS: find the sender's container from its PID (SO_PASSCRED) and add its tags."),
+      Bool("dogstatsd_origin_detection_client", false, "Honour the client-sent c:/e:/card: origin fields."),
+      Enum("dogstatsd_tag_cardinality", "low", {"none", "low", "orchestrator", "high"},
+           "Cardinality of origin tags added to DogStatsD metrics."),
+      List("dogstatsd_tags", "Tags added to every DogStatsD metric, event and service check."),
+      Str("statsd_metric_namespace", "", "Prefix added to every DogStatsD metric name (a '.' is appended)."),
+      Int("dogstatsd_context_expiry_seconds", 20, 1, 86400,
+          "A context with no sample for this long is forgotten."),
+      Int("dogstatsd_expiry_seconds", 300, 1, 86400,
+          "A counter with no sample keeps reporting 0 for this long."),
+      Int("dogstatsd_max_contexts", 200000, 100, 100000000,
+          "Bound on live metric contexts; samples for new contexts beyond it are shed and counted."),
+      ListOf("histogram_aggregates", {"max", "median", "avg", "count"},
+             "Aggregates sent for histograms and timers (max, min, median, avg, sum, count)."),
+      ListOf("histogram_percentiles", {"0.95"}, "Percentiles sent for histograms and timers (0 < p < 1)."),
+      Enum("serializer_compressor_kind", "zstd", {"zstd", "zlib"},
+           "Compression of metric payloads (zlib is sent as Content-Encoding: deflate)."),
+      Int("serializer_zstd_compressor_level", 1, 1, 22, "zstd level for metric payloads."),
+      Bool("enable_payloads.series", true, "Send metric series."),
+      Bool("enable_payloads.sketches", true, "Send distribution sketches."),
+      Bool("enable_payloads.events", true, "Send events."),
+      Bool("enable_payloads.service_checks", true, "Send service checks."),
+      Bool("enable_metadata_collection", true, "Send host metadata (at start and every 30 min)."),
+      Int("metadata_providers_host_interval", 1800, 300, 14400, "Seconds between host metadata payloads."),
+      Int("metrics_flush_interval", 15, 1, 3600,
+          "Seconds between metric flushes (closed 10 s buckets, events, service checks); Datadog's is 15."),
+      Str("procfs_path", "/proc", "Where the host's /proc is (e.g. /host/proc in a container).",
+          {"DD_PROCFS_PATH"}),
+      Bool("enable_host_checks", true,
+           "Run the built-in host checks (cpu, memory, load, disk, io, network, uptime) every 15 s; "
+           "off in sidecar mode (eks_fargate)."),
 
       // --- processes and containers
       Bool("process_config.process_collection.enabled", false, "Collect live processes.",

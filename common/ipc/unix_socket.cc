@@ -41,7 +41,8 @@ absl::StatusOr<sockaddr_un> Address(const std::string& path, const std::string& 
 
 // A socket file is stale when nobody accepts on it. Never unlink a live one: two agents on the
 // same path would silently split their clients.
-absl::Status RemoveStaleSocket(const std::string& path, const sockaddr_un& addr, const std::string& key) {
+absl::Status RemoveStaleSocket(const std::string& path, const sockaddr_un& addr, const std::string& key,
+                               int socket_type) {
   struct stat st;
   if (lstat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return absl::OkStatus();
@@ -51,7 +52,7 @@ absl::Status RemoveStaleSocket(const std::string& path, const sockaddr_un& addr,
     return absl::FailedPreconditionError(
         Cat(key, ": '", path, "' exists and is not a socket; refusing to replace it"));
   }
-  int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int probe = socket(AF_UNIX, socket_type | SOCK_CLOEXEC, 0);
   if (probe < 0) return absl::InternalError(Cat(key, ": socket(): ", Errno()));
   int rc = connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
   int saved = errno;
@@ -104,10 +105,13 @@ absl::StatusOr<int> ListenUnix(const ListenOptions& options) {
     return absl::FailedPreconditionError(Cat(key, ": directory '", dir, "' for socket '", options.path,
                                              "' does not exist (create it, or set ", key, ")"));
   }
-  absl::Status stale = RemoveStaleSocket(options.path, *addr, key);
+  absl::Status stale = RemoveStaleSocket(options.path, *addr, key, options.socket_type);
   if (!stale.ok()) return stale;
 
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (options.socket_type != SOCK_STREAM && options.socket_type != SOCK_DGRAM) {
+    return absl::InvalidArgumentError(Cat(key, ": unsupported socket type ", options.socket_type));
+  }
+  int fd = socket(AF_UNIX, options.socket_type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return absl::InternalError(Cat(key, ": socket(): ", Errno()));
   // Bind under a restrictive umask so the socket is never reachable with a wider mode, not even
   // between bind() and chmod().
@@ -140,7 +144,7 @@ absl::StatusOr<int> ListenUnix(const ListenOptions& options) {
     unlink(options.path.c_str());
     return absl::InternalError(Cat(key, ": chmod '", options.path, "': ", std::strerror(saved)));
   }
-  if (listen(fd, options.backlog) != 0) {
+  if (options.socket_type == SOCK_STREAM && listen(fd, options.backlog) != 0) {
     saved = errno;
     close(fd);
     unlink(options.path.c_str());

@@ -3,6 +3,7 @@
 // missing directory, stale-socket cleanup that never steals a live socket, a restrictive mode and
 // group, and the caller's credentials from SO_PEERCRED.
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <string>
@@ -26,9 +27,11 @@ struct ListenOptions {
   unsigned mode = 0660;
   std::string group;  // empty: keep the process's group
   int backlog = 64;
+  // SOCK_STREAM (listens) or SOCK_DGRAM (bound only: DogStatsD's datagram socket).
+  int socket_type = SOCK_STREAM;
 };
 
-// Binds and listens; returns the listening fd (close-on-exec, non-blocking).
+// Binds (and, for stream sockets, listens); returns the fd (close-on-exec, non-blocking).
 absl::StatusOr<int> ListenUnix(const ListenOptions& options);
 
 // Who may talk to an endpoint, beyond what the file mode already enforces.

@@ -45,9 +45,11 @@ struct AgentSetup {
   std::map<std::string, std::string> SubAgentEnv() const {
     return {{"DD_APM_RECEIVER_PORT", std::to_string(trace_port)},
             {"DD_APM_RECEIVER_SOCKET", dir.File("apm.socket")},
-            {"DD_DOGSTATSD_SOCKET", ""}};
+            {"DD_DOGSTATSD_SOCKET", ""},
+            {"DD_DOGSTATSD_PORT", std::to_string(dogstatsd_port)}};
   }
   int trace_port = FreePort();
+  int dogstatsd_port = FreePort();  // a free TCP port number is free for UDP in practice
 
   // A config with every socket and port private to this test, plus `extra` YAML.
   std::string WriteConfig(const std::string& extra) const {
@@ -57,7 +59,14 @@ struct AgentSetup {
                        std::to_string(health_port) + "\n" +
                        "health_bind_host: 127.0.0.1\n"
                        "agent_ipc:\n  socket: " +
-                       socket + "\n" + "local_intake:\n  port: 0\n" + extra;
+                       socket + "\n" + "local_intake:\n  port: 0\n" +
+                       // These tests count the forwarder's payloads: no metrics of the core's own
+                       // (host metadata, host checks, telemetry series) unless a test asks.
+                       (extra.find("enable_payloads") == std::string::npos
+                            ? "enable_metadata_collection: false\nenable_host_checks: false\n"
+                              "enable_payloads:\n  series: false\n  sketches: false\n"
+                            : "") +
+                       extra;
     return dir.Write("dogwatch.yaml", yaml);
   }
 };
@@ -285,7 +294,7 @@ TEST_CASE("config precedence: default < file < environment, aliases included", "
   // The file says 9126; the environment the test gives every agent (DD_APM_RECEIVER_PORT) wins.
   CHECK(entries["apm_config.receiver_port"].value().int_value() == setup.trace_port);
   CHECK(entries["apm_config.receiver_port"].source() == dogwatch::core::CONFIG_SOURCE_ENVIRONMENT);
-  CHECK(entries["dogstatsd_port"].source() == dogwatch::core::CONFIG_SOURCE_DEFAULT);
+  CHECK(entries["dogstatsd_buffer_size"].source() == dogwatch::core::CONFIG_SOURCE_DEFAULT);
   CHECK(entries.count("api_key") == 0);  // never served
 }
 
@@ -575,7 +584,8 @@ TEST_CASE("supervised sub-agents exit when the core is killed with SIGKILL", "[i
         children.clear();
         auto status = GetStatus(setup.socket);
         for (const auto& c : status.components()) {
-          if (c.state() == "running") children.push_back(c.pid());
+          // In-process components (DogStatsD, aggregator, ...) report the core's own pid.
+          if (c.state() == "running" && c.pid() != status.core().pid()) children.push_back(c.pid());
         }
         return children.size() == 2;
       },
@@ -587,4 +597,45 @@ TEST_CASE("supervised sub-agents exit when the core is killed with SIGKILL", "[i
   for (pid_t pid : children) {
     CHECK(WaitFor([&] { return kill(pid, 0) != 0; }, 10s));
   }
+}
+
+TEST_CASE(
+    "DogStatsD in Datadog mode: UDP lines reach the intake as series with the API key; shutdown flushes",
+    "[integration]") {
+  AgentSetup setup;
+  const std::string key = "abcdef0123456789abcdef0123456789";
+  Intake intake(FreePort(), {key});
+  std::string config = setup.WriteConfig("api_key: " + key + "\ndd_url: " + intake.Url("") +
+                                         "\nenable_payloads:\n  series: true\n  sketches: true\n"
+                                         "enable_host_checks: false\nenable_metadata_collection: false\n"
+                                         "metrics_flush_interval: 1\ntags: [team:core]\n");
+  auto agent = StartAgent(setup, config);
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(setup.dogstatsd_port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string datagram = "it.dsd.count:2|c|#k:v\nit.dsd.gauge:7|g\nnot a metric\n";
+  REQUIRE(sendto(fd, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) ==
+          static_cast<ssize_t>(datagram.size()));
+  // The bucket closes within 10 s; the 1 s flush then sends it through the real HTTP forwarder.
+  REQUIRE(WaitFor([&] { return intake.Metrics().count("it.dsd.count") == 1; }, 20s));
+  CHECK(intake.Metrics().count("it.dsd.gauge") == 1);
+  for (const auto& hint : intake.ApiKeyHints()) CHECK(hint == key.substr(key.size() - 4));
+  auto status = GetStatus(setup.socket);
+  int64_t parse_errors = -1;
+  for (const auto& c : status.components()) {
+    if (c.name() == "dogstatsd") parse_errors = c.counters().at("parse_errors_missing_value");
+  }
+  CHECK(parse_errors == 1);  // "not a metric": counted by kind, the other lines kept
+
+  // A line sent just before SIGTERM is in an open bucket: the shutdown flush still delivers it.
+  std::string last = "it.dsd.at_shutdown:1|c";
+  REQUIRE(sendto(fd, last.data(), last.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) ==
+          static_cast<ssize_t>(last.size()));
+  close(fd);
+  std::this_thread::sleep_for(200ms);
+  agent->Signal(SIGTERM);
+  REQUIRE(agent->Wait(15s) == 0);
+  CHECK(intake.Metrics().count("it.dsd.at_shutdown") == 1);
 }

@@ -44,7 +44,9 @@ async function getJson(url) {
 }
 
 class Suite {
-  static async start(extraYaml = '') {
+  // options.yaml: extra YAML lines (they may override dogstatsd_port / dogstatsd_socket).
+  static async start(options = {}) {
+    const extraYaml = typeof options === 'string' ? options : (options.yaml || '');
     const suite = new Suite();
     suite.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dogwatch-e2e-'));
     fs.chmodSync(suite.dir, 0o755);
@@ -62,7 +64,8 @@ class Suite {
       `local_intake:\n  port: ${suite.intakePort}`,
       `supervisor:\n  enabled: true\n  bin_dir: ${BIN_DIR}`,
       `apm_config:\n  enabled: true\n  receiver_port: ${suite.tracePort}\n  receiver_socket: ${suite.apmSocket}`,
-      'dogstatsd_port: 0',
+      /^dogstatsd_port:/m.test(extraYaml) ? '' : 'dogstatsd_port: 0',
+      /^dogstatsd_socket:/m.test(extraYaml) ? '' : 'dogstatsd_socket: ""',
       extraYaml,
     ].join('\n') + '\n');
     suite.log = fs.openSync(path.join(suite.dir, 'agent.log'), 'w');
