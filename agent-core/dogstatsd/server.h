@@ -12,9 +12,9 @@
 //
 // Bounded and never silent: at most `queue_batches` batches exist. When all are in use the reader
 // stops reading and the kernel's socket buffer absorbs the burst; what the kernel then drops on the
-// UDP socket is read back from SO_RXQ_OVFL and counted (unix-datagram senders block instead, so
-// nothing is lost there). A datagram longer than `buffer_size` is counted as oversize and its cut
-// last line dropped; its complete lines are still used.
+// UDP socket is read from the socket's own counter (SO_MEMINFO) and shown as dropped_kernel_udp
+// (unix-datagram senders block instead, so nothing is lost there). A datagram longer than
+// `buffer_size` is counted as oversize and its cut last line dropped; its complete lines are used.
 
 #include <sys/types.h>
 
@@ -116,6 +116,7 @@ class Server {
   OriginTagger* const tagger_;
   container::OriginCache origins_;
 
+  mutable std::mutex udp_fd_mu_;  // guards closing udp_fd_ against Counters() reading its drops
   int udp_fd_ = -1;
   int unix_fd_ = -1;
   int stop_fd_ = -1;  // eventfd: wakes readers blocked in poll

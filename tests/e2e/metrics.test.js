@@ -186,6 +186,43 @@ async function scenario(t, protocol) {
   }
 }
 
+test('dd-trace\'s metrics through the trace-agent\'s /dogstatsd/v2/proxy reach the aggregator', async (t) => {
+  const dsdPort = await freePort();
+  const socketDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dogwatch-dsd-'));
+  fs.chmodSync(socketDir, 0o755);
+  const socket = path.join(socketDir, 'dsd.socket');
+  const suite = await Suite.start({
+    yaml: [`dogstatsd_port: ${dsdPort}`, `dogstatsd_socket: ${socket}`, 'metrics_flush_interval: 1',
+      'enable_host_checks: false', 'hostname: e2e-host'].join('\n'),
+  });
+  t.after(async () => {
+    const code = await suite.stop();
+    fs.rmSync(socketDir, { recursive: true, force: true });
+    assert.equal(code, 0, 'agent exits cleanly on SIGTERM');
+  });
+  const app = await runApp(path.join(__dirname, 'apps', 'traced-app.js'), {
+    DD_SERVICE: 'e2e-runtime', DD_ENV: 'e2e', DD_TRACE_AGENT_URL: suite.traceUrl(),
+    DD_RUNTIME_METRICS_ENABLED: 'true', APP_REQUESTS: '1', APP_LINGER_MS: '11000',
+  }, 60000);
+  assert.equal(app.code, 0, app.stderr);
+  // dd-trace sends its own metrics (client and exporter health, runtime metrics where its native
+  // module is present) over HTTP to the trace-agent, which relays the lines to DogStatsD.
+  const points = await waitFor('dd-trace\'s series', async () => {
+    const all = await seriesPoints(suite);
+    return all.some((p) => p.metric.startsWith('datadog.dogstatsd.client.')) ? all : null;
+  }, 40000);
+  const client = points.find((p) => p.metric === 'datadog.dogstatsd.client.metrics');
+  assert.ok(client, `datadog.dogstatsd.client.metrics among ${[...new Set(points.map((p) => p.metric))].slice(0, 40)}`);
+  assert.equal(client.type, 'RATE');
+  for (const tag of ['service:e2e-runtime', 'client:nodejs', 'client_transport:http']) {
+    assert.ok(client.tags.includes(tag), `${tag} in ${JSON.stringify(client.tags)}`);
+  }
+  const status = await suite.status();
+  const dsd = (status.components || []).find((c) => c.name === 'dogstatsd');
+  const received = Number(dsd.counters.packets_unix || 0) + Number(dsd.counters.packets_udp || 0);
+  assert.ok(received > 0, JSON.stringify(dsd.counters));
+});
+
 test('hot-shots over UDP: exact aggregates, events, service checks, tags', async (t) => {
   await scenario(t, 'udp');
 });
