@@ -68,6 +68,15 @@ std::string OrDefault(const std::string& value, std::string fallback) {
   return value.empty() ? fallback : value;
 }
 
+// An EVP intake as the forwarder wants it: a site ("datadoghq.eu") becomes
+// https://{subdomain}.datadoghq.eu, as Datadog's EVP proxy builds it; a URL is taken as given (it
+// may hold {subdomain}; without it, the subdomain travels as X-Datadog-EVP-Subdomain only, for a
+// proxy in front of Datadog).
+std::string EvpUrlTemplate(const std::string& site_or_url) {
+  if (site_or_url.starts_with("http://") || site_or_url.starts_with("https://")) return site_or_url;
+  return Cat("https://", forwarder::kSubdomainPlaceholder, ".", site_or_url);
+}
+
 class Agent final : public CoreBackend {
  public:
   Agent(config::Config config, std::string config_path)
@@ -78,7 +87,13 @@ class Agent final : public CoreBackend {
 
   absl::StatusOr<int> Submit(const core::SubmitRequest& request) override {
     std::vector<std::pair<std::string, std::string>> headers;
-    for (const auto& header : request.headers()) headers.emplace_back(header.name(), header.value());
+    for (const auto& header : request.headers()) {
+      // The subdomain comes from the validated evp_subdomain field only.
+      if (http::EqualsIgnoreCase(header.name(), forwarder::kSubdomainHeader)) continue;
+      headers.emplace_back(header.name(), header.value());
+    }
+    if (!request.evp_subdomain().empty())
+      headers.emplace_back(forwarder::kSubdomainHeader, request.evp_subdomain());
     return forwarder_->Submit(request.track(), request.path(), std::move(headers), request.body(),
                               request.origin().empty() ? "unknown" : request.origin());
   }
@@ -165,8 +180,17 @@ absl::Status Agent::StartForwarder() {
         {"https://instrumentation-telemetry-intake." + site, config_.GetString("api_key")}};
     options.destinations[core::TRACK_PROFILING] = {
         {"https://intake.profile." + site, config_.GetString("api_key")}};
-    // TRACK_EVP has no destination here: each request names its own subdomain, which the
-    // forwarder's fixed per-destination queues cannot express yet (the trace-agent answers 502).
+    // EVP: each payload names its subdomain (citestcycle-intake, llmobs-intake, ...); the
+    // forwarder substitutes it per transaction.
+    const std::string& evp_key =
+        OrDefault(config_.GetString("apm_config.evp_proxy_config.api_key"), config_.GetString("api_key"));
+    options.destinations[core::TRACK_EVP] = {
+        {EvpUrlTemplate(OrDefault(config_.GetString("apm_config.evp_proxy_config.dd_url"), site)), evp_key}};
+    for (const auto& [target, keys] :
+         config_.GetStringListMap("apm_config.evp_proxy_config.additional_endpoints")) {
+      for (const auto& key : keys)
+        options.destinations[core::TRACK_EVP].push_back({EvpUrlTemplate(target), key});
+    }
     http::ClientOptions client;
     client.timeout = absl::Seconds(config_.GetInt("forwarder_timeout"));
     client.skip_ssl_validation = config_.GetBool("skip_ssl_validation");

@@ -1,6 +1,7 @@
 #include "agent-core/forwarder/forwarder.h"
 
 #include <algorithm>
+#include <cstring>
 #include <deque>
 #include <thread>
 
@@ -129,6 +130,35 @@ std::string Truncated(const std::string& text) {
   return text.substr(0, kLoggedBodyBytes) + "...";
 }
 
+// The transaction's subdomain header, or "" without one.
+std::string_view SubdomainOf(const TransactionMeta& meta) {
+  for (const auto& [name, value] : meta.headers) {
+    if (absl::EqualsIgnoreCase(name, kSubdomainHeader)) return value;
+  }
+  return {};
+}
+
+// `base_url` with `{subdomain}` replaced by the transaction's subdomain (validated at Submit).
+std::string BaseUrlFor(const std::string& base_url, const TransactionMeta& meta) {
+  size_t at = base_url.find(kSubdomainPlaceholder);
+  if (at == std::string::npos) return base_url;
+  std::string out = base_url;
+  out.replace(at, std::strlen(kSubdomainPlaceholder), SubdomainOf(meta));
+  return out;
+}
+
+// A subdomain is one or more DNS labels: [a-z0-9-] separated by dots, at most 128 bytes.
+bool ValidSubdomain(std::string_view subdomain) {
+  if (subdomain.empty() || subdomain.size() > 128 || subdomain.front() == '.' || subdomain.back() == '.' ||
+      subdomain.front() == '-' || subdomain.find("..") != std::string_view::npos) {
+    return false;
+  }
+  for (char c : subdomain) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string DestinationDirName(core::Track track, const Destination& destination) {
@@ -205,6 +235,10 @@ class DestinationQueue {
   }
 
   absl::Status Enqueue(const std::shared_ptr<const TransactionData>& data);
+  // The URL holds `{subdomain}`: every transaction must name one.
+  bool NeedsSubdomain() const {
+    return destination_.base_url.find(kSubdomainPlaceholder) != std::string::npos;
+  }
 
   // Shutdown, in phases so that all destinations drain in parallel: Close refuses new work and
   // sets the drain deadline; WaitWorkerDone waits for the worker to finish (false on deadline).
@@ -585,6 +619,10 @@ std::vector<std::pair<std::string, std::string>> DestinationQueue::SendHeaders(
   bool has_version = false;
   bool has_user_agent = false;
   for (const auto& header : meta.headers) {
+    if (absl::EqualsIgnoreCase(header.first, kSubdomainHeader)) {
+      headers.emplace_back("X-Datadog-EVP-Subdomain", header.second);
+      continue;
+    }
     has_version |= absl::EqualsIgnoreCase(header.first, "DD-Agent-Version");
     has_user_agent |= absl::EqualsIgnoreCase(header.first, "User-Agent");
     headers.push_back(header);
@@ -746,8 +784,9 @@ void DestinationQueue::Run() {
   Head head;
   while (WaitForHead(&head)) {
     if (head.data == nullptr && !ReloadHead(&head, random)) continue;
-    const absl::StatusOr<http::Response> result = transport_->Send(
-        destination_.base_url, head.data->meta.path, SendHeaders(head.data->meta), *head.data->body);
+    const absl::StatusOr<http::Response> result =
+        transport_->Send(BaseUrlFor(destination_.base_url, head.data->meta), head.data->meta.path,
+                         SendHeaders(head.data->meta), *head.data->body);
     const Outcome outcome = Classify(result);
     if (outcome == Outcome::kRetry && head.file_bytes > 0) {
       // Only informational (it survives restarts in the file); failing to record it is harmless.
@@ -910,6 +949,18 @@ absl::StatusOr<int> Forwarder::Submit(core::Track track, std::string path,
     counters_->Add(ForwarderCounters::kRejectedTooLarge);
     return absl::ResourceExhaustedError(
         absl::StrCat("forwarder: payload of ", body.size(), " bytes exceeds the limit of ", kMaxBodyBytes));
+  }
+  const bool any_subdomain_destination = std::any_of(
+      found->second.begin(), found->second.end(), [](const auto& queue) { return queue->NeedsSubdomain(); });
+  const std::string_view subdomain = SubdomainOf(data->meta);
+  if (!subdomain.empty() && !ValidSubdomain(subdomain)) {
+    counters_->Add(ForwarderCounters::kRejectedInvalid);
+    return absl::InvalidArgumentError("forwarder: invalid subdomain (DNS labels of a-z, 0-9 and '-' only)");
+  }
+  if (any_subdomain_destination && subdomain.empty()) {
+    counters_->Add(ForwarderCounters::kRejectedInvalid);
+    return absl::InvalidArgumentError(
+        absl::StrCat("forwarder: ", TrackName(track), " destinations need a subdomain for each payload"));
   }
   data->accounted_bytes = AccountedBytes(data->meta, body.size());
   data->body = std::make_shared<const std::string>(std::move(body));

@@ -35,7 +35,16 @@
 
 namespace dogwatch::forwarder {
 
-// One (intake URL, API key) pair. An empty api_key sends no DD-API-KEY header (local intake).
+// A transaction's intake subdomain (EVP proxy: each request names its own, e.g.
+// "citestcycle-intake"). The submitter sets it as this header; it is stored with the transaction
+// like any header, substituted for `{subdomain}` in the destination's URL at send time and sent on
+// as X-Datadog-EVP-Subdomain (what a proxy or test intake in front of Datadog reads). Submit
+// refuses a transaction for a `{subdomain}` destination without it.
+inline constexpr char kSubdomainHeader[] = "X-Dogwatch-Subdomain";
+inline constexpr char kSubdomainPlaceholder[] = "{subdomain}";
+
+// One (intake URL, API key) pair. An empty api_key sends no DD-API-KEY header (local intake). The
+// URL may hold `{subdomain}` (see kSubdomainHeader).
 struct Destination {
   std::string base_url;
   std::string api_key;

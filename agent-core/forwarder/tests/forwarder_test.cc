@@ -696,5 +696,45 @@ TEST_CASE("destination directories and key hints never reveal the key", "[forwar
   CHECK(ApiKeyHint("short") == "***");
 }
 
+TEST_CASE("a {subdomain} destination sends each payload to the subdomain it names", "[forwarder]") {
+  QuietLogs();
+  TestHttpServer server;
+  REQUIRE(server.Listen().ok());
+  // curl resolves *.localhost to the loopback address, so the Host header shows the substitution.
+  const std::string port = server.base_url().substr(server.base_url().rfind(':') + 1);
+  Options options = TestOptions(server.base_url());
+  options.destinations.clear();
+  options.destinations[core::TRACK_EVP] = {{"http://{subdomain}.localhost:" + port, kKey}};
+  Forwarder forwarder(options, MakeTransport());
+  REQUIRE(forwarder.Start().ok());
+
+  auto with = [](std::string subdomain) {
+    return std::vector<std::pair<std::string, std::string>>{{"Content-Type", "application/json"},
+                                                            {kSubdomainHeader, std::move(subdomain)}};
+  };
+  REQUIRE(
+      forwarder.Submit(core::TRACK_EVP, "/api/v2/citestcycle", with("citestcycle-intake"), "a", "t").ok());
+  REQUIRE(forwarder.Submit(core::TRACK_EVP, "/api/v2/llmobs", with("llmobs-intake"), "b", "t").ok());
+  // Without a subdomain, or with one that is not DNS labels, the payload is refused at Submit.
+  CHECK(absl::IsInvalidArgument(forwarder.Submit(core::TRACK_EVP, "/api/v2/x", {}, "c", "t").status()));
+  CHECK(absl::IsInvalidArgument(
+      forwarder.Submit(core::TRACK_EVP, "/api/v2/x", with("evil.com/"), "d", "t").status()));
+  CHECK(absl::IsInvalidArgument(
+      forwarder.Submit(core::TRACK_EVP, "/api/v2/x", with("a..b"), "e", "t").status()));
+  CHECK(Counter(forwarder, "rejected_invalid") == 3);
+
+  REQUIRE(WaitUntil([&] { return Counter(forwarder, "sent") == 2; }));
+  const auto requests = server.Requests();
+  REQUIRE(requests.size() == 2);
+  CHECK(requests[0].path == "/api/v2/citestcycle");
+  CHECK(requests[0].Header("Host") == "citestcycle-intake.localhost:" + port);
+  CHECK(requests[0].Header("X-Datadog-EVP-Subdomain") == "citestcycle-intake");
+  CHECK(requests[0].Header(kSubdomainHeader).empty());  // internal: never sent as such
+  CHECK(requests[0].Header("DD-API-KEY") == kKey);
+  CHECK(requests[1].Header("Host") == "llmobs-intake.localhost:" + port);
+  forwarder.Stop(absl::Seconds(1));
+  CheckConservation(forwarder);
+}
+
 }  // namespace
 }  // namespace dogwatch::forwarder
