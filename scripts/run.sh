@@ -45,7 +45,7 @@ cat <<TEXT
 
 dogwatch is starting (config: $config)
   tracers:    DD_AGENT_HOST=127.0.0.1 DD_TRACE_AGENT_PORT=8126   (or DD_TRACE_AGENT_URL=unix://$run/apm.socket)
-  DogStatsD:  DD_DOGSTATSD_HOST=127.0.0.1 DD_DOGSTATSD_PORT=8125 (or unix://$run/dsd.socket)
+  DogStatsD:  DD_DOGSTATSD_URL=udp://127.0.0.1:8125 (or DD_DOGSTATSD_URL=unix://$run/dsd.socket)
   status:     $root/build/bin/agent -c $config status
   payloads:   $root/build/bin/agent intake list      (http://127.0.0.1:5556/dogwatch/intake/payloads)
   health:     http://127.0.0.1:5555/ready
