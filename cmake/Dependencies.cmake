@@ -9,6 +9,8 @@ find_package(RapidJSON CONFIG REQUIRED)
 find_package(CURL REQUIRED)
 find_package(ZLIB REQUIRED)
 find_package(zstd CONFIG REQUIRED)
+# libdeflate (Debian libdeflate-dev ships no CMake config): whole-buffer gzip for trace payloads.
+pkg_check_modules(LIBDEFLATE REQUIRED IMPORTED_TARGET libdeflate)
 find_package(spdlog CONFIG REQUIRED)
 pkg_check_modules(MICROHTTPD REQUIRED IMPORTED_TARGET libmicrohttpd)
 if(DOGWATCH_BUILD_TESTS)

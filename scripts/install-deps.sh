@@ -10,7 +10,7 @@ packages=(
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libyaml-cpp-dev rapidjson-dev libcurl4-openssl-dev
-  libmsgpack-cxx-dev libboost-dev zlib1g-dev libzstd-dev libspdlog-dev libfmt-dev
+  libmsgpack-cxx-dev libboost-dev zlib1g-dev libdeflate-dev libzstd-dev libspdlog-dev libfmt-dev
   libmicrohttpd-dev catch2 libbenchmark-dev libcap-dev libbpf-dev libelf-dev libre2-dev
   # test and benchmark tools
   procps iproute2 curl ca-certificates python3 util-linux passwd

@@ -1,5 +1,6 @@
 #include "common/compression/compression.h"
 
+#include <libdeflate.h>
 #include <zlib.h>
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -246,7 +247,86 @@ absl::StatusOr<std::string> ZstdEncode(std::string_view data, int level) {
   return out;
 }
 
+// Per-thread output space of at least `bound` bytes (the codec's worst case), kept between calls:
+// compressing into a fresh buffer of that size would zero-fill and page-fault all of it every time
+// (megabytes for a trace flush), where copying out the result touches only what was produced.
+std::string& WholeBufferScratch(size_t bound) {
+  thread_local std::string scratch;
+  if (scratch.size() < bound) scratch.resize(bound);
+  return scratch;
+}
+
+// One libdeflate compressor per thread, kept for the level it was made for (its state is a few
+// hundred KiB, allocated once instead of per payload).
+struct DeflateCompressorDeleter {
+  void operator()(libdeflate_compressor* c) const { libdeflate_free_compressor(c); }
+};
+struct ThreadDeflateCompressor {
+  int level = 0;
+  std::unique_ptr<libdeflate_compressor, DeflateCompressorDeleter> compressor;
+};
+
+absl::Status GzipWholeBuffer(std::string_view data, int level, std::string* out) {
+  if (level == kDefaultLevel) level = 6;
+  if (level < 1 || level > 12) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid gzip level ", level, " (want 1-12)"));
+  }
+  thread_local ThreadDeflateCompressor state;
+  if (state.compressor == nullptr || state.level != level) {
+    state.compressor.reset(libdeflate_alloc_compressor(level));
+    state.level = level;
+    if (state.compressor == nullptr) return absl::ResourceExhaustedError("cannot allocate a gzip compressor");
+  }
+  std::string& scratch =
+      WholeBufferScratch(libdeflate_gzip_compress_bound(state.compressor.get(), data.size()));
+  const size_t written = libdeflate_gzip_compress(state.compressor.get(), data.data(), data.size(),
+                                                  scratch.data(), scratch.size());
+  if (written == 0) {
+    out->clear();
+    return absl::InternalError("gzip compression failed: output larger than its bound");
+  }
+  out->assign(scratch.data(), written);
+  return absl::OkStatus();
+}
+
+struct ZstdContextDeleter {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+
+absl::Status ZstdWholeBuffer(std::string_view data, int level, std::string* out) {
+  if (level == kDefaultLevel) level = ZSTD_CLEVEL_DEFAULT;
+  if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid zstd level ", level, " (want ", ZSTD_minCLevel(), "..", ZSTD_maxCLevel(), ")"));
+  }
+  thread_local std::unique_ptr<ZSTD_CCtx, ZstdContextDeleter> context(ZSTD_createCCtx());
+  if (context == nullptr) return absl::ResourceExhaustedError("cannot allocate a zstd context");
+  std::string& scratch = WholeBufferScratch(ZSTD_compressBound(data.size()));
+  const size_t rc =
+      ZSTD_compressCCtx(context.get(), scratch.data(), scratch.size(), data.data(), data.size(), level);
+  if (ZSTD_isError(rc)) {
+    out->clear();
+    return absl::InternalError(absl::StrCat("zstd compression failed: ", ZSTD_getErrorName(rc)));
+  }
+  out->assign(scratch.data(), rc);
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::Status CompressWholeBuffer(Codec codec, std::string_view data, int level, std::string* out) {
+  switch (codec) {
+    case Codec::kGzip:
+      return GzipWholeBuffer(data, level, out);
+    case Codec::kZstd:
+      return ZstdWholeBuffer(data, level, out);
+    case Codec::kIdentity:
+    case Codec::kZlib:
+      break;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("CompressWholeBuffer supports gzip and zstd, not ",
+                                                 std::string(ContentEncodingName(codec))));
+}
 
 std::string_view ContentEncodingName(Codec codec) {
   switch (codec) {

@@ -66,6 +66,43 @@ TEST_CASE("wire formats are the standard ones") {
   CHECK(zs->substr(0, 4) == std::string("\x28\xb5\x2f\xfd", 4));  // zstd frame magic
 }
 
+TEST_CASE("CompressWholeBuffer: gzip (libdeflate) and zstd round trip through the standard decoders") {
+  std::string out = "stale bytes that must be replaced";
+  for (Codec codec : {Codec::kGzip, Codec::kZstd}) {
+    for (int level : {1, 2, 6}) {
+      for (size_t size : {size_t{0}, size_t{1}, size_t{70000}, size_t{3} << 20}) {
+        for (const std::string& input : {RandomBytes(size, 11), Repetitive(size)}) {
+          REQUIRE(CompressWholeBuffer(codec, input, level, &out).ok());
+          auto restored = Decompress(codec, out, input.size());
+          INFO(ContentEncodingName(codec)
+               << " level " << level << " size " << size << ": " << restored.status());
+          REQUIRE(restored.ok());
+          CHECK(*restored == input);
+        }
+      }
+    }
+  }
+  const std::string repetitive = Repetitive(1 << 20);
+  REQUIRE(CompressWholeBuffer(Codec::kGzip, repetitive, 1, &out).ok());
+  CHECK(static_cast<unsigned char>(out[0]) == 0x1f);  // gzip magic
+  CHECK(static_cast<unsigned char>(out[1]) == 0x8b);
+  CHECK(out.size() < repetitive.size() / 10);
+  REQUIRE(CompressWholeBuffer(Codec::kZstd, repetitive, 1, &out).ok());
+  CHECK(out.substr(0, 4) == std::string("\x28\xb5\x2f\xfd", 4));
+  CHECK(out.size() < repetitive.size() / 10);
+}
+
+TEST_CASE("CompressWholeBuffer validates codec and level") {
+  std::string out;
+  CHECK(CompressWholeBuffer(Codec::kGzip, "x", kDefaultLevel, &out).ok());
+  CHECK(CompressWholeBuffer(Codec::kGzip, "x", 12, &out).ok());
+  CHECK(absl::IsInvalidArgument(CompressWholeBuffer(Codec::kGzip, "x", 0, &out)));
+  CHECK(absl::IsInvalidArgument(CompressWholeBuffer(Codec::kGzip, "x", 13, &out)));
+  CHECK(absl::IsInvalidArgument(CompressWholeBuffer(Codec::kZstd, "x", ZSTD_maxCLevel() + 1, &out)));
+  CHECK(absl::IsInvalidArgument(CompressWholeBuffer(Codec::kZlib, "x", 1, &out)));
+  CHECK(absl::IsInvalidArgument(CompressWholeBuffer(Codec::kIdentity, "x", 1, &out)));
+}
+
 TEST_CASE("levels are validated") {
   CHECK(Compress(Codec::kGzip, "x", 1).ok());
   CHECK(Compress(Codec::kGzip, "x", 9).ok());

@@ -77,6 +77,8 @@ int main(int argc, char** argv) {
       headers = curl_slist_append(headers, "Datadog-Meta-Lang: nodejs");
       headers = curl_slist_append(headers, "Datadog-Meta-Tracer-Version: 5.132.0");
       headers = curl_slist_append(headers, ("X-Datadog-Trace-Count: " + std::to_string(args.traces)).c_str());
+      // Overload refusals must show as failures here, not as the 200 old tracers get.
+      headers = curl_slist_append(headers, "Datadog-Send-Real-Http-Status: yes");
       headers = curl_slist_append(headers, "Expect:");
       curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
       curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");

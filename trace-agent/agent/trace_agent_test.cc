@@ -4,7 +4,9 @@
 #include <curl/curl.h>
 
 #include <catch2/catch.hpp>
+#include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include "common/compression/compression.h"
 #include "common/config/config.h"
@@ -107,7 +109,11 @@ struct Harness {
     std::vector<datadog::trace::Span> out;
     std::lock_guard<std::mutex> lock(mu);
     for (const auto& payload : traces) {
-      auto body = dogwatch::compression::GzipDecompress(payload.body, 64 << 20);
+      std::string encoding;
+      for (const auto& [name, value] : payload.headers)
+        if (name == "Content-Encoding") encoding = value;
+      CHECK(encoding == "zstd");  // what the Datadog trace-agent sends since 7.59
+      auto body = dogwatch::compression::DecompressByContentEncoding(encoding, payload.body, 64 << 20);
       REQUIRE(body.ok());
       datadog::trace::AgentPayload decoded;
       REQUIRE(decoded.ParseFromString(*body));
@@ -213,4 +219,88 @@ TEST_CASE("info, services, remote config and unknown endpoints answer like the D
   CHECK(reply.status == 200);
   CHECK_THAT(reply.body, Catch::Contains("\"/v0.6/stats\""));
   CHECK_THAT(reply.body, Catch::Contains("\"client_drop_p0s\": true"));
+}
+
+namespace {
+
+// Holds every payload in Process until released, so requests can be made to overlap.
+class BlockingProcessor final : public TraceProcessor {
+ public:
+  void Process(TracerPayload, const RequestContext&) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++entered_;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return released_; });
+    ++processed_;
+  }
+  absl::Status ProcessClientStats(std::string_view, const RequestContext&) override {
+    return absl::OkStatus();
+  }
+  std::string RateByServiceJson() override { return "{\"rate_by_service\":{\"service:,env:\":1}}"; }
+
+  void WaitEntered(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return entered_ >= n; });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  int processed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return processed_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int entered_ = 0;
+  int processed_ = 0;
+  bool released_ = false;
+};
+
+dogwatch::http::HttpRequest TraceRequest(const std::string& body) {
+  dogwatch::http::HttpRequest request;
+  request.method = "PUT";
+  request.path = "/v0.4/traces";
+  request.headers.Add("Content-Type", "application/msgpack");
+  request.headers.Add("X-Datadog-Trace-Count", "1");
+  request.body = body;
+  return request;
+}
+
+}  // namespace
+
+TEST_CASE("bodies in flight are bounded: refusals are counted, 200 by default, 429 when asked for") {
+  BlockingProcessor processor;
+  ReceiverOptions options;
+  options.port.reset();
+  options.max_inflight_bytes = 1;  // one request at a time: a lone body is always admitted
+  options.overload_timeout = std::chrono::milliseconds(50);
+  Receiver receiver(options, &processor, nullptr, nullptr);
+  const std::string body = OneSpanPayload("svc", 1700000000000000000);
+
+  dogwatch::http::HttpReply first;
+  std::thread holder([&] { first = receiver.Handle(TraceRequest(body)); });
+  processor.WaitEntered(1);
+
+  auto refused = receiver.Handle(TraceRequest(body));
+  CHECK(refused.status == 200);  // what old tracers expect: no retry storm
+  CHECK_THAT(refused.body, Catch::Contains("rate_by_service"));
+  auto real_status = TraceRequest(body);
+  real_status.headers.Add("Datadog-Send-Real-Http-Status", "yes");
+  CHECK(receiver.Handle(real_status).status == 429);
+  auto counters = receiver.Counters();
+  CHECK(counters.at("payloads_refused") == 2);
+  CHECK(counters.at("traces_refused") == 2);
+  CHECK(processor.processed() == 0);
+
+  processor.Release();
+  holder.join();
+  CHECK(first.status == 200);
+  // Capacity is back once the first request is done.
+  CHECK(receiver.Handle(TraceRequest(body)).status == 200);
+  CHECK(processor.processed() == 2);
+  CHECK(receiver.Counters().at("payloads_refused") == 2);
 }

@@ -417,11 +417,15 @@ bool Decoder::MapEntries(uint32_t* count, size_t entry_size) {
   return Charge(*count * entry_size);
 }
 
+// The pipeline adds a tag or two to most spans (obfuscated SQL, _top_level, _dd.measured...): room
+// for them up front saves moving the whole vector to a new allocation for one more entry.
+constexpr uint32_t kRoomForAgentTags = 2;
+
 bool Decoder::ReadStringMap(StringMap* map) {
   map->clear();
   uint32_t count;
   if (!MapEntries(&count, sizeof((*map)[0]))) return false;
-  map->reserve(count);
+  map->reserve(count + kRoomForAgentTags);
   DuplicateKeyFilter keys;
   for (uint32_t i = 0; i < count; ++i) {
     std::string_view key;
@@ -448,7 +452,7 @@ bool Decoder::ReadNumberMap(NumberMap* map) {
   map->clear();
   uint32_t count;
   if (!MapEntries(&count, sizeof((*map)[0]))) return false;
-  map->reserve(count);
+  map->reserve(count + kRoomForAgentTags);
   DuplicateKeyFilter keys;
   for (uint32_t i = 0; i < count; ++i) {
     std::string_view key;

@@ -226,7 +226,45 @@ http::HttpReply Receiver::Handle(const http::HttpRequest& request) {
   return JsonError(404, Cat("unknown endpoint ", path.substr(0, 128)));
 }
 
+bool Receiver::AdmitBody(size_t bytes) {
+  std::unique_lock<std::mutex> lock(inflight_mu_);
+  bool admitted = inflight_cv_.wait_for(lock, options_.overload_timeout, [&] {
+    return inflight_requests_ == 0 || inflight_bytes_ + bytes <= options_.max_inflight_bytes;
+  });
+  if (!admitted) return false;
+  inflight_bytes_ += bytes;
+  ++inflight_requests_;
+  return true;
+}
+
+void Receiver::ReleaseBody(size_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(inflight_mu_);
+    inflight_bytes_ -= bytes;
+    --inflight_requests_;
+  }
+  inflight_cv_.notify_all();
+}
+
+http::HttpReply Receiver::Refuse(const http::HttpRequest& request, const std::string& version) {
+  Count("payloads_refused");
+  Count("traces_refused", HeaderInt(request, "X-Datadog-Trace-Count"));
+  static log::RateLimiter limiter(std::chrono::seconds(10));
+  uint64_t suppressed = 0;
+  if (limiter.Allow(&suppressed)) {
+    log::Get("trace-receiver")
+        ->warn("overloaded: refused a {}-byte {} payload after waiting {} ms ({} more since)",
+               request.body.size(), request.path, options_.overload_timeout.count(), suppressed);
+  }
+  if (request.headers.Has("Datadog-Send-Real-Http-Status"))
+    return JsonError(429, "the trace-agent is overloaded, retry later");
+  if (version == "v0.3" || version == "stats") return http::HttpReply::Text(200, "OK\n");
+  return http::HttpReply::Json(200, processor_->RateByServiceJson());
+}
+
 http::HttpReply Receiver::HandleTraces(const http::HttpRequest& request, const std::string& version) {
+  if (!AdmitBody(request.body.size())) return Refuse(request, version);
+  InflightRelease release{this, request.body.size()};
   RequestContext ctx = ContextFor(request, request.path);
   Count("requests:" + version);
   Count("bytes_received", static_cast<int64_t>(request.body.size()));
@@ -284,6 +322,8 @@ http::HttpReply Receiver::HandleTraces(const http::HttpRequest& request, const s
 }
 
 http::HttpReply Receiver::HandleStats(const http::HttpRequest& request) {
+  if (!AdmitBody(request.body.size())) return Refuse(request, "stats");
+  InflightRelease release{this, request.body.size()};
   RequestContext ctx = ContextFor(request, request.path);
   Count("stats_payloads");
   absl::Status status = processor_->ProcessClientStats(request.body, ctx);

@@ -5,6 +5,8 @@
 // (telemetry, profiles, EVP) to a Forwarder function (the core's Submit).
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -69,6 +71,13 @@ struct ReceiverOptions {
   int statsd_port = 8125;
   bool evp_proxy_enabled = true;
   size_t evp_max_payload_bytes = 5 * 1024 * 1024;
+  // Overload protection, after the Datadog receiver's decoder semaphore: trace and stats bodies
+  // being decoded and processed at once may add up to this many bytes (one body alone is always
+  // admitted, however large). A request that does not fit waits up to `overload_timeout`, then is
+  // refused and counted (payloads_refused, traces_refused): answered 200 with the usual body, so
+  // old tracers do not retry, or 429 when the tracer sent Datadog-Send-Real-Http-Status.
+  size_t max_inflight_bytes = 8 * 1024 * 1024;
+  std::chrono::milliseconds overload_timeout{1000};
 };
 
 class Receiver {
@@ -96,6 +105,15 @@ class Receiver {
   http::HttpReply Finish(http::HttpReply reply) const;
   RequestContext ContextFor(const http::HttpRequest& request, const std::string& endpoint) const;
   void Count(const std::string& name, int64_t delta = 1);
+  // Admission against options_.max_inflight_bytes; false when the wait timed out.
+  bool AdmitBody(size_t bytes);
+  void ReleaseBody(size_t bytes);
+  struct InflightRelease {
+    Receiver* receiver;
+    size_t bytes;
+    ~InflightRelease() { receiver->ReleaseBody(bytes); }
+  };
+  http::HttpReply Refuse(const http::HttpRequest& request, const std::string& version);
 
   const ReceiverOptions options_;
   TraceProcessor* processor_;
@@ -105,6 +123,10 @@ class Receiver {
   std::unique_ptr<http::HttpServer> unix_;
   mutable std::mutex counters_mu_;
   std::map<std::string, int64_t> counters_;
+  std::mutex inflight_mu_;
+  std::condition_variable inflight_cv_;
+  size_t inflight_bytes_ = 0;
+  size_t inflight_requests_ = 0;
 };
 
 // Container ID of a process from /proc/<pid>/cgroup (podman libpod-<id>, docker/<id>,

@@ -3,16 +3,24 @@
 // agent_payload.proto field numbers).
 
 #include <map>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "trace-agent/model/span.h"
 
 namespace dogwatch::trace {
 
-// Appends one AgentPayload.tracerPayloads entry (field 5, length-delimited) to `agent_payload`.
-// Nested messages go through `scratch` buffers that are reused across calls.
+// Encodes AgentPayload.tracerPayloads entries in two passes: the sizes of every nested message
+// first (spans, chunks, the tracer payload), then the bytes, written once straight into memory of
+// the exact size. Building nested messages in scratch buffers and copying each into its parent
+// would move every span's bytes three more times. One encoder per thread; it keeps its buffers.
 class PayloadEncoder {
  public:
+  // One AgentPayload.tracerPayloads entry (field 5, length-delimited), valid until the next call.
+  std::string_view EncodeTracerPayload(const TracerPayload& payload);
+  // Appends EncodeTracerPayload(payload) to `agent_payload`.
   void AppendTracerPayload(const TracerPayload& payload, std::string* agent_payload);
 
   struct AgentPayloadHeader {
@@ -28,12 +36,18 @@ class PayloadEncoder {
   // the header is appended after the payloads at flush time.
   static void AppendAgentPayloadHeader(const AgentPayloadHeader& header, std::string* agent_payload);
 
+  // One Span message (without its field tag and length), appended to `out`.
   static void EncodeSpan(const Span& span, std::string* out);
+  // The size EncodeSpan appends.
+  static size_t SpanSize(const Span& span);
 
  private:
-  std::string chunk_scratch_;
-  std::string span_scratch_;
-  std::string tracer_scratch_;
+  char* Reserve(size_t size);
+
+  std::vector<size_t> span_sizes_;   // every span of the payload, in order
+  std::vector<size_t> chunk_sizes_;  // every chunk of the payload, in order
+  std::unique_ptr<char[]> buffer_;   // not value-initialised: every byte is written before it is read
+  size_t capacity_ = 0;
 };
 
 }  // namespace dogwatch::trace

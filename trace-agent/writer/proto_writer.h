@@ -74,4 +74,60 @@ class ProtoWriter {
   std::string* out_;
 };
 
+// The same wire format written into memory sized up front (the encoder computes every message's
+// size first): no bounds or capacity checks per field, no nested buffers copied into their parents.
+class ProtoSink {
+ public:
+  explicit ProtoSink(char* position) : position_(position) {}
+
+  void Varint(uint64_t value) {
+    while (value >= 0x80) {
+      *position_++ = static_cast<char>((value & 0x7f) | 0x80);
+      value >>= 7;
+    }
+    *position_++ = static_cast<char>(value);
+  }
+  // Every field number this encoder writes is below 16: the tag is one byte.
+  void Tag(uint32_t field, uint32_t wire_type) { *position_++ = static_cast<char>((field << 3) | wire_type); }
+  void UInt64(uint32_t field, uint64_t value) {
+    if (value == 0) return;
+    Tag(field, 0);
+    Varint(value);
+  }
+  void Int64(uint32_t field, int64_t value) { UInt64(field, static_cast<uint64_t>(value)); }
+  void Bool(uint32_t field, bool value) { UInt64(field, value ? 1 : 0); }
+  void Double(uint32_t field, double value) {
+    if (value == 0) return;
+    Tag(field, 1);
+    std::memcpy(position_, &value, 8);  // little-endian hosts only, as every target of this agent
+    position_ += 8;
+  }
+  void String(uint32_t field, std::string_view value) {
+    if (value.empty()) return;
+    Tag(field, 2);
+    Varint(value.size());
+    std::memcpy(position_, value.data(), value.size());
+    position_ += value.size();
+  }
+  // The header of a nested message of `size` bytes, which the caller writes next.
+  void MessageHeader(uint32_t field, size_t size) {
+    Tag(field, 2);
+    Varint(size);
+  }
+
+  char* position() const { return position_; }
+
+ private:
+  char* position_;
+};
+
+// Encoded sizes, matching ProtoSink field for field.
+inline size_t StringFieldSize(std::string_view value) {
+  return value.empty() ? 0 : 1 + VarintSize(value.size()) + value.size();
+}
+inline size_t UInt64FieldSize(uint64_t value) { return value == 0 ? 0 : 1 + VarintSize(value); }
+inline size_t Int64FieldSize(int64_t value) { return UInt64FieldSize(static_cast<uint64_t>(value)); }
+inline size_t DoubleFieldSize(double value) { return value == 0 ? 0 : 9; }
+inline size_t MessageFieldSize(size_t size) { return 1 + VarintSize(size) + size; }
+
 }  // namespace dogwatch::trace

@@ -15,20 +15,31 @@ void TraceWriter::Start() {
   flusher_ = std::thread([this] { Run(); });
 }
 
+TraceWriter::Buffer TraceWriter::NewBuffer() const {
+  Buffer buffer;
+  // Sized once for a whole flush (plus the AgentPayload header): growing it from empty would copy
+  // every byte about twice more. Pages are only touched as they are written.
+  buffer.bytes.reserve(options_.flush_bytes + 4096);
+  return buffer;
+}
+
 void TraceWriter::Write(const TracerPayload& payload) {
-  // Per-thread encoder and buffer: receiver threads encode in parallel.
+  // Per-thread encoder: receiver threads encode in parallel, outside the lock.
   thread_local PayloadEncoder encoder;
-  thread_local std::string encoded;
-  encoded.clear();
-  encoder.AppendTracerPayload(payload, &encoded);
+  std::string_view encoded = encoder.EncodeTracerPayload(payload);
   int64_t spans = 0;
   for (const auto& chunk : payload.chunks) spans += static_cast<int64_t>(chunk.spans.size());
 
   std::lock_guard<std::mutex> lock(mu_);
+  // Like the Datadog writer, flush what is buffered first when this payload would take the buffer
+  // past the flush size (a payload larger than that on its own is sent alone).
+  if (!current_.bytes.empty() && current_.bytes.size() + encoded.size() > options_.flush_bytes) SealLocked();
+  if (current_.bytes.empty() && current_.bytes.capacity() < options_.flush_bytes) current_ = NewBuffer();
   current_.bytes.append(encoded);
   current_.spans += spans;
   current_.traces += static_cast<int64_t>(payload.chunks.size());
-  if (!payload.language_name.empty() && current_.languages.size() < 16) {
+  if (!payload.language_name.empty() && current_.languages.size() < 16 &&
+      !current_.languages.contains(payload.language_name)) {
     current_.languages.insert(payload.language_name);
   }
   if (current_.bytes.size() >= options_.flush_bytes) SealLocked();
@@ -72,20 +83,28 @@ void TraceWriter::Run() {
 void TraceWriter::FlushBuffer(Buffer buffer) {
   PayloadEncoder::AppendAgentPayloadHeader(options_.header, &buffer.bytes);
   bytes_uncompressed_.fetch_add(static_cast<int64_t>(buffer.bytes.size()));
-  auto compressed = compression::GzipCompress(buffer.bytes, options_.gzip_level);
-  if (!compressed.ok()) {
+  const bool zstd = options_.compression == TraceCompression::kZstd;
+  std::string compressed;
+  absl::Status compressed_ok = compression::CompressWholeBuffer(
+      zstd ? compression::Codec::kZstd : compression::Codec::kGzip, buffer.bytes,
+      zstd ? options_.zstd_level : options_.gzip_level, &compressed);
+  // The uncompressed bytes are not needed any more: give the memory back before the submit.
+  // (Keeping the buffer for reuse measured ~10% slower end to end, most likely because glibc then
+  // never raises its dynamic mmap threshold, so every request body is mmap'd and page-faulted.)
+  std::string().swap(buffer.bytes);
+  if (!compressed_ok.ok()) {
     submit_errors_.fetch_add(1);
     dropped_spans_.fetch_add(buffer.spans);
-    log::Get("trace-writer")->error("compressing a trace payload: {}", compressed.status().message());
+    log::Get("trace-writer")->error("compressing a trace payload: {}", compressed_ok.message());
     return;
   }
-  bytes_compressed_.fetch_add(static_cast<int64_t>(compressed->size()));
+  bytes_compressed_.fetch_add(static_cast<int64_t>(compressed.size()));
   OutgoingPayload out;
   out.path = "/api/v0.2/traces";
   out.headers = {{"Content-Type", "application/x-protobuf"},
-                 {"Content-Encoding", "gzip"},
+                 {"Content-Encoding", zstd ? "zstd" : "gzip"},
                  {"X-Datadog-Reported-Languages", strings::Join(buffer.languages, "|")}};
-  out.body = *std::move(compressed);
+  out.body = std::move(compressed);
   absl::Status status = submit_(std::move(out));
   flushes_.fetch_add(1);
   if (!status.ok()) {

@@ -5,6 +5,8 @@
 
 #include "common/compression/compression.h"
 #include "datadog/trace/agent_payload.pb.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "trace-agent/decode/testdata_payloads.h"
 #include "trace-agent/writer/payload_encoder.h"
 
 using namespace dogwatch::trace;
@@ -105,7 +107,8 @@ TEST_CASE("the writer flushes on size and on shutdown, gzip-compressed, with the
   std::mutex mu;
   std::vector<OutgoingPayload> submitted;
   TraceWriterOptions options;
-  options.flush_bytes = 1;  // every write seals a payload
+  options.compression = TraceCompression::kGzip;  // zstd is the default; gzip is still supported
+  options.flush_bytes = 1;                        // every write seals a payload
   options.flush_interval = absl::Seconds(60);
   options.header.hostname = "h";
   TraceWriter writer(options, [&](OutgoingPayload payload) {
@@ -119,6 +122,10 @@ TEST_CASE("the writer flushes on size and on shutdown, gzip-compressed, with the
   writer.Stop();
   REQUIRE(submitted.size() == 2);
   CHECK(submitted[0].path == "/api/v0.2/traces");
+  bool gzip = false;
+  for (const auto& [name, value] : submitted[0].headers)
+    gzip |= name == "Content-Encoding" && value == "gzip";
+  CHECK(gzip);
   auto body = dogwatch::compression::GzipDecompress(submitted[0].body, 1 << 20);
   REQUIRE(body.ok());
   datadog::trace::AgentPayload decoded;
@@ -148,4 +155,92 @@ TEST_CASE("the writer bounds pending payloads and counts what it sheds and what 
   CHECK(counters.at("writer_dropped_payloads") >= 7);
   CHECK(counters.at("writer_submit_errors") >= 1);
   CHECK(counters.at("writer_dropped_payloads") + counters.at("writer_submit_errors") == 10);
+}
+
+TEST_CASE("realistic payloads encode to exactly what protobuf parses back, span by span") {
+  TracerPayload payload;
+  payload.language_name = "nodejs";
+  payload.env = "prod";
+  for (Trace& trace : testdata::BuildRealisticTraces(20, 15)) {
+    TraceChunk chunk;
+    chunk.priority = 1;
+    chunk.spans = std::move(trace);
+    payload.chunks.push_back(std::move(chunk));
+  }
+  // Exercise the rarer fields on one span too.
+  payload.chunks[3].spans[2] = MakeSpan(99, 1);
+  PayloadEncoder encoder;
+  // Twice through the same encoder: its reused buffers must not leak state between payloads.
+  std::string bytes;
+  encoder.AppendTracerPayload(MakePayload(), &bytes);
+  bytes.clear();
+  encoder.AppendTracerPayload(payload, &bytes);
+  datadog::trace::AgentPayload decoded;
+  REQUIRE(decoded.ParseFromString(bytes));
+  REQUIRE(decoded.tracerpayloads_size() == 1);
+  const auto& tp = decoded.tracerpayloads(0);
+  CHECK(tp.env() == "prod");
+  REQUIRE(tp.chunks_size() == 20);
+  for (int c = 0; c < 20; ++c) {
+    const TraceChunk& want_chunk = payload.chunks[static_cast<size_t>(c)];
+    REQUIRE(tp.chunks(c).spans_size() == static_cast<int>(want_chunk.spans.size()));
+    for (int s = 0; s < tp.chunks(c).spans_size(); ++s) {
+      const Span& want = want_chunk.spans[static_cast<size_t>(s)];
+      const auto& got = tp.chunks(c).spans(s);
+      CHECK(got.service() == want.service);
+      CHECK(got.name() == want.name);
+      CHECK(got.resource() == want.resource);
+      CHECK(got.type() == want.type);
+      CHECK(got.spanid() == want.span_id);
+      CHECK(got.parentid() == want.parent_id);
+      CHECK(got.duration() == want.duration);
+      CHECK(got.meta_size() == static_cast<int>(want.meta.size()));
+      for (const auto& [key, value] : want.meta) CHECK(got.meta().at(key) == value);
+      CHECK(got.metrics_size() == static_cast<int>(want.metrics.size()));
+      for (const auto& [key, value] : want.metrics) CHECK(got.metrics().at(key) == value);
+      CHECK(got.spanlinks_size() == static_cast<int>(want.span_links.size()));
+      // A span encoded on its own is the same bytes, of the size SpanSize announces.
+      std::string alone;
+      PayloadEncoder::EncodeSpan(want, &alone);
+      CHECK(alone.size() == PayloadEncoder::SpanSize(want));
+      datadog::trace::Span parsed;
+      REQUIRE(parsed.ParseFromString(alone));
+      CHECK(google::protobuf::util::MessageDifferencer::Equals(parsed, got));
+    }
+  }
+}
+
+TEST_CASE("the writer batches payloads up to the flush size and sends zstd by default, like Datadog 7.59+") {
+  std::string one;
+  PayloadEncoder().AppendTracerPayload(MakePayload(), &one);
+  std::mutex mu;
+  std::vector<OutgoingPayload> submitted;
+  TraceWriterOptions options;
+  CHECK(options.compression == TraceCompression::kZstd);  // the default, as Datadog 7.59+
+  options.flush_bytes = one.size() * 5 / 2;               // two payloads fit, a third would pass the size
+  options.flush_interval = absl::Seconds(60);
+  TraceWriter writer(options, [&](OutgoingPayload payload) {
+    std::lock_guard<std::mutex> lock(mu);
+    submitted.push_back(std::move(payload));
+    return absl::OkStatus();
+  });
+  writer.Start();
+  for (int i = 0; i < 5; ++i) writer.Write(MakePayload());
+  writer.Stop();
+  REQUIRE(submitted.size() == 3);
+  int spans = 0;
+  for (const OutgoingPayload& payload : submitted) {
+    bool zstd = false;
+    for (const auto& [name, value] : payload.headers) zstd |= name == "Content-Encoding" && value == "zstd";
+    CHECK(zstd);
+    auto body = dogwatch::compression::ZstdDecompress(payload.body, 1 << 20);
+    REQUIRE(body.ok());
+    CHECK(body->size() <= options.flush_bytes + 100);  // + the AgentPayload header
+    datadog::trace::AgentPayload decoded;
+    REQUIRE(decoded.ParseFromString(*body));
+    for (const auto& tp : decoded.tracerpayloads())
+      for (const auto& chunk : tp.chunks()) spans += chunk.spans_size();
+  }
+  CHECK(spans == 10);
+  CHECK(writer.Counters().at("writer_spans") == 10);
 }

@@ -1,0 +1,118 @@
+// The trace writer's per-span costs on the realistic payload (20 traces x 15 spans per tracer
+// payload, as trace_load sends): AgentPayload encoding, then compressing a full 3.2 MB flush with
+// each codec the intake accepts (zlib's gzip as before, libdeflate's gzip, zstd), all at level 1
+// (BestSpeed, what the Datadog trace writer uses). spans_per_second is per core.
+#include <benchmark/benchmark.h>
+
+#include <string>
+#include <vector>
+
+#include "common/compression/compression.h"
+#include "trace-agent/decode/testdata_payloads.h"
+#include "trace-agent/writer/payload_encoder.h"
+
+namespace {
+
+using namespace dogwatch::trace;
+
+constexpr int kTraces = 20;
+constexpr int kSpansPerTrace = 15;
+constexpr size_t kFlushBytes = 3'200'000;
+
+const TracerPayload& Payload() {
+  static const auto* payload = [] {
+    auto* p = new TracerPayload;
+    p->language_name = "nodejs";
+    p->tracer_version = "5.132.0";
+    p->env = "prod";
+    for (Trace& trace : testdata::BuildRealisticTraces(kTraces, kSpansPerTrace)) {
+      TraceChunk chunk;
+      chunk.priority = 1;
+      chunk.spans = std::move(trace);
+      p->chunks.push_back(std::move(chunk));
+    }
+    return p;
+  }();
+  return *payload;
+}
+
+// A full flush: distinct traces (ids, timestamps, queries vary) split into tracer payloads of
+// kTraces, as many as fit in kFlushBytes, and how many spans that is. Repeating one tracer payload
+// instead would let zstd's large window match whole payloads and flatter it.
+const std::pair<std::string, int64_t>& Flush() {
+  static const auto* flush = [] {
+    auto* out = new std::pair<std::string, int64_t>;
+    std::vector<Trace> traces = testdata::BuildRealisticTraces(kTraces * 40, kSpansPerTrace);
+    PayloadEncoder encoder;
+    TracerPayload payload;
+    payload.language_name = "nodejs";
+    payload.env = "prod";
+    for (size_t i = 0; i < traces.size() && out->first.size() < kFlushBytes; ++i) {
+      TraceChunk chunk;
+      chunk.priority = 1;
+      chunk.spans = std::move(traces[i]);
+      payload.chunks.push_back(std::move(chunk));
+      if (payload.chunks.size() == kTraces) {
+        encoder.AppendTracerPayload(payload, &out->first);
+        out->second += kTraces * kSpansPerTrace;
+        payload.chunks.clear();
+      }
+    }
+    return out;
+  }();
+  return *flush;
+}
+
+void BM_EncodeTracerPayload(benchmark::State& state) {
+  PayloadEncoder encoder;
+  size_t bytes = 0;
+  for (auto _ : state) {
+    std::string_view encoded = encoder.EncodeTracerPayload(Payload());
+    bytes = encoded.size();
+    benchmark::DoNotOptimize(encoded.data());
+  }
+  state.counters["spans_per_second"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * kTraces * kSpansPerTrace, benchmark::Counter::kIsRate);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
+}
+BENCHMARK(BM_EncodeTracerPayload);
+
+void Compress(benchmark::State& state, int codec_index) {
+  const auto& [flush, spans] = Flush();
+  std::string out;
+  for (auto _ : state) {
+    bool ok = true;
+    switch (codec_index) {
+      case 0: {
+        auto compressed = dogwatch::compression::GzipCompress(flush, 1);
+        ok = compressed.ok();
+        if (ok) out = *std::move(compressed);
+        break;
+      }
+      case 1:
+        ok = dogwatch::compression::CompressWholeBuffer(dogwatch::compression::Codec::kGzip, flush, 1, &out)
+                 .ok();
+        break;
+      default:
+        ok = dogwatch::compression::CompressWholeBuffer(dogwatch::compression::Codec::kZstd, flush, 1, &out)
+                 .ok();
+        break;
+    }
+    if (!ok) state.SkipWithError("compression failed");
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["spans_per_second"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * static_cast<double>(spans), benchmark::Counter::kIsRate);
+  state.counters["ratio"] = static_cast<double>(flush.size()) / static_cast<double>(out.size());
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * flush.size()));
+}
+void BM_CompressFlush_ZlibGzip1(benchmark::State& state) { Compress(state, 0); }
+void BM_CompressFlush_LibdeflateGzip1(benchmark::State& state) { Compress(state, 1); }
+void BM_CompressFlush_Zstd1(benchmark::State& state) { Compress(state, 2); }
+BENCHMARK(BM_CompressFlush_ZlibGzip1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CompressFlush_LibdeflateGzip1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CompressFlush_Zstd1)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
