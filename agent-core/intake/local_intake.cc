@@ -158,7 +158,8 @@ http::HttpReply LocalIntake::Accept(const http::HttpRequest& request) {
     return Inspect(request);
   }
   if (path == "/api/v1/validate") return Validate(request);
-  std::optional<PayloadKind> kind = PayloadKindForPath(request.path);
+  std::optional<PayloadKind> kind =
+      PayloadKindForRequest(request.path, request.headers.Has("X-Datadog-EVP-Subdomain"));
   if (!kind) {
     Count("rejected_not_found");
     return IntakeError(404, absl::StrCat("no intake endpoint at ", path.substr(0, 200)));
@@ -342,7 +343,10 @@ absl::StatusOr<PayloadMeta> LocalIntake::Meta(uint64_t seq) const { return store
 absl::StatusOr<std::string> LocalIntake::Decoded(uint64_t seq) const {
   absl::StatusOr<std::pair<PayloadMeta, std::string>> stored = store_.Read(seq);
   if (!stored.ok()) return stored.status();
-  std::optional<PayloadKind> kind = PayloadKindForPath(stored->first.path);
+  bool evp = false;
+  for (const auto& [name, value] : stored->first.headers)
+    evp |= http::EqualsIgnoreCase(name, "X-Datadog-EVP-Subdomain");
+  std::optional<PayloadKind> kind = PayloadKindForRequest(stored->first.path, evp);
   if (!kind) {
     return absl::InternalError(absl::StrCat("payload ", seq, " has unknown path ", stored->first.path));
   }

@@ -9,6 +9,7 @@
 #include "agent-core/intake/msgpack_json.h"
 #include "common/compression/compression.h"
 #include "datadog/metrics/metrics.pb.h"
+#include "datadog/process/agent.pb.h"
 #include "datadog/trace/agent_payload.pb.h"
 #include "rapidjson/error/en.h"
 #include "rapidjson/memorystream.h"
@@ -36,6 +37,8 @@ constexpr PathEntry kPaths[] = {
     {"/api/v1/collector", PayloadKind::kProcess},
     {"/api/v1/container", PayloadKind::kProcess},
     {"/api/v1/connections", PayloadKind::kProcess},
+    {"/api/v2/apmtelemetry", PayloadKind::kOpaque},
+    {"/api/v2/profile", PayloadKind::kOpaque},
 };
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
@@ -149,6 +152,29 @@ absl::StatusOr<std::string> DecodeJsonPayload(std::string_view content_encoding,
   return NormalizeJson(*raw, expected, limits.max_depth);
 }
 
+// The body of a process message of `type` as JSON, through the generated class for the type
+// (agent-payload's message-type table); nullopt for types dogwatch has no class for.
+std::optional<absl::StatusOr<std::string>> ProcessBodyToJson(int type, std::string_view body,
+                                                             const DecodeLimits& limits) {
+  namespace pa = datadog::process_agent;
+  switch (type) {
+    case 12:
+      return ProtobufToJson<pa::CollectorProc>(body, "CollectorProc", limits);
+    case 23:
+      return ProtobufToJson<pa::ResCollector>(body, "ResCollector", limits);
+    case 27:
+      return ProtobufToJson<pa::CollectorRealTime>(body, "CollectorRealTime", limits);
+    case 39:
+      return ProtobufToJson<pa::CollectorContainer>(body, "CollectorContainer", limits);
+    case 40:
+      return ProtobufToJson<pa::CollectorContainerRealTime>(body, "CollectorContainerRealTime", limits);
+    case 53:
+      return ProtobufToJson<pa::CollectorProcDiscovery>(body, "CollectorProcDiscovery", limits);
+    default:
+      return std::nullopt;
+  }
+}
+
 absl::StatusOr<std::string> DecodeProcessPayload(std::string_view content_encoding, std::string_view body,
                                                  const DecodeLimits& limits) {
   absl::StatusOr<std::string> message = DecodeContent(content_encoding, body, limits);
@@ -181,7 +207,10 @@ absl::StatusOr<std::string> DecodeProcessPayload(std::string_view content_encodi
       return absl::InvalidArgumentError(absl::StrCat("unknown process message encoding ", header->encoding));
   }
 
+  // A JSON body is checked and kept as sent; a protobuf body is rendered through the generated
+  // class of its message type; other types (connections, orchestrator) stay opaque.
   std::string body_json;
+  bool body_is_json = false;
   if (header->encoding == 1) {
     absl::StatusOr<std::string> normalized = NormalizeJson(decoded, JsonTopLevel::kAny, limits.max_depth);
     if (!normalized.ok()) {
@@ -189,6 +218,16 @@ absl::StatusOr<std::string> DecodeProcessPayload(std::string_view content_encodi
                           absl::StrCat("process message JSON body: ", normalized.status().message()));
     }
     body_json = std::move(*normalized);
+    body_is_json = true;
+  } else if (std::optional<absl::StatusOr<std::string>> rendered =
+                 ProcessBodyToJson(header->type, decoded, limits);
+             rendered.has_value()) {
+    if (!rendered->ok()) {
+      return absl::Status(rendered->status().code(),
+                          absl::StrCat("process message body: ", rendered->status().message()));
+    }
+    body_json = std::move(**rendered);
+    body_is_json = true;
   }
 
   rapidjson::StringBuffer buffer;
@@ -215,7 +254,7 @@ absl::StatusOr<std::string> DecodeProcessPayload(std::string_view content_encodi
   w.EndObject();
   w.Key("body_bytes");
   w.Uint64(decoded.size());
-  if (header->encoding == 1) {
+  if (body_is_json) {
     w.Key("body");
     w.RawValue(body_json.data(), body_json.size(), rapidjson::kObjectType);
   } else {
@@ -247,6 +286,11 @@ std::optional<PayloadKind> PayloadKindForPath(std::string_view path) {
   return std::nullopt;
 }
 
+std::optional<PayloadKind> PayloadKindForRequest(std::string_view path, bool has_evp_subdomain) {
+  if (has_evp_subdomain && path.starts_with("/api/")) return PayloadKind::kOpaque;
+  return PayloadKindForPath(path);
+}
+
 const std::vector<std::string_view>& PayloadPaths() {
   static const std::vector<std::string_view> paths = [] {
     std::vector<std::string_view> out;
@@ -276,6 +320,8 @@ std::string_view PayloadKindName(PayloadKind kind) {
       return "metadata";
     case PayloadKind::kProcess:
       return "process";
+    case PayloadKind::kOpaque:
+      return "opaque";
   }
   return "unknown";
 }
@@ -283,6 +329,30 @@ std::string_view PayloadKindName(PayloadKind kind) {
 absl::StatusOr<std::string> DecodePayloadToJson(PayloadKind kind, std::string_view content_encoding,
                                                 std::string_view body, const DecodeLimits& limits) {
   switch (kind) {
+    case PayloadKind::kOpaque: {
+      absl::StatusOr<std::string> raw = DecodeContent(content_encoding, body, limits);
+      if (!raw.ok()) return raw.status();
+      rapidjson::StringBuffer buffer;
+      JsonWriter w(buffer);
+      w.StartObject();
+      w.Key("bytes");
+      w.Uint64(raw->size());
+      absl::StatusOr<std::string> json = NormalizeJson(*raw, JsonTopLevel::kAny, limits.max_depth);
+      if (json.ok()) {
+        w.Key("json");
+        w.RawValue(json->data(), json->size(), rapidjson::kObjectType);
+      } else {
+        const std::string b64 = absl::Base64Escape(absl::string_view(raw->data(), raw->size()));
+        w.Key("body_base64");
+        w.String(b64.data(), static_cast<rapidjson::SizeType>(b64.size()));
+      }
+      w.EndObject();
+      if (buffer.GetSize() > limits.max_json_bytes) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("JSON for this payload exceeds ", limits.max_json_bytes, " bytes"));
+      }
+      return std::string(buffer.GetString(), buffer.GetSize());
+    }
     case PayloadKind::kTraces: {
       absl::StatusOr<std::string> raw = DecodeContent(content_encoding, body, limits);
       if (!raw.ok()) return raw.status();

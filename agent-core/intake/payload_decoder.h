@@ -10,9 +10,13 @@
 //   stats: the msgpack document converted generically (see msgpack_json.h).
 //   series v1, check_run, intake, metadata: the JSON body itself, re-serialized compactly.
 //   process paths: {"header": {version, encoding, encoding_name, type, type_name,
-//     subscription_id, org_id, timestamp_ms}, "body_bytes": N, "body_base64": "..."} where the
-//     body is the decompressed protobuf (the process protos are not compiled in yet); a JSON
-//     message body appears as "body" instead.
+//     subscription_id, org_id, timestamp_ms}, "body_bytes": N, "body": {...}} where body_bytes is
+//     the decompressed body's size and "body" is the protobuf's JSON mapping (as for traces) for
+//     the types dogwatch compiles (CollectorProc 12, ResCollector 23, CollectorRealTime 27,
+//     CollectorContainer 39, CollectorContainerRealTime 40, CollectorProcDiscovery 53; package
+//     datadog.process_agent), or the JSON body itself for encoding 1. A protobuf body of any other
+//     type appears as "body_base64": "..." instead. A body that does not parse as its type's
+//     message is an error.
 
 #include <cstddef>
 #include <optional>
@@ -35,10 +39,16 @@ enum class PayloadKind {
   kMetadata,    // /api/v1/metadata: JSON object
   kProcess,     // /api/v1/collector, /api/v1/container, /api/v1/connections:
                 // framed messages
+  kOpaque,      // relayed as the client sent it: tracer telemetry (/api/v2/apmtelemetry),
+                // profiles (/api/v2/profile), EVP proxy payloads (any path, with
+                // X-Datadog-EVP-Subdomain): shown as JSON when it is JSON, else as base64
 };
 
 // The payload kind an intake path carries, or nullopt when the path takes no payloads.
 std::optional<PayloadKind> PayloadKindForPath(std::string_view path);
+// Same, for a request: an EVP proxy payload (it carries X-Datadog-EVP-Subdomain) is opaque on any
+// path under /api/.
+std::optional<PayloadKind> PayloadKindForRequest(std::string_view path, bool has_evp_subdomain);
 
 // Every path that accepts payloads, for listings and docs.
 const std::vector<std::string_view>& PayloadPaths();

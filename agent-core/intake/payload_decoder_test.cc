@@ -6,6 +6,7 @@
 #include "agent-core/intake/intake_test_util.h"
 #include "common/compression/compression.h"
 #include "datadog/metrics/metrics.pb.h"
+#include "datadog/process/agent.pb.h"
 #include "datadog/trace/agent_payload.pb.h"
 
 namespace dogwatch::intake {
@@ -86,9 +87,30 @@ TEST_CASE("every Datadog intake path maps to a payload kind") {
   CHECK(PayloadKindForPath("/api/v1/collector") == PayloadKind::kProcess);
   CHECK(PayloadKindForPath("/api/v1/container") == PayloadKind::kProcess);
   CHECK(PayloadKindForPath("/api/v1/connections") == PayloadKind::kProcess);
+  CHECK(PayloadKindForPath("/api/v2/apmtelemetry") == PayloadKind::kOpaque);
+  CHECK(PayloadKindForPath("/api/v2/profile") == PayloadKind::kOpaque);
   CHECK_FALSE(PayloadKindForPath("/api/v1/validate").has_value());
   CHECK_FALSE(PayloadKindForPath("/api/v2/series/").has_value());
-  CHECK(PayloadPaths().size() == 11);
+  CHECK(PayloadPaths().size() == 13);
+  // EVP proxy payloads: any /api/ path, recognised by their subdomain header.
+  CHECK(PayloadKindForRequest("/api/v2/citestcycle", true) == PayloadKind::kOpaque);
+  CHECK_FALSE(PayloadKindForRequest("/api/v2/citestcycle", false).has_value());
+  CHECK_FALSE(PayloadKindForRequest("/other", true).has_value());
+  CHECK(PayloadKindForRequest("/api/v2/series", false) == PayloadKind::kSeriesV2);
+}
+
+TEST_CASE("opaque payloads show as JSON when they are JSON, else as base64, within the limits") {
+  DecodeLimits limits;
+  auto json = DecodePayloadToJson(PayloadKind::kOpaque, "", R"({"request_type":"app-started","seq_id":1})", limits);
+  REQUIRE(json.ok());
+  CHECK(*json == R"({"bytes":41,"json":{"request_type":"app-started","seq_id":1}})");
+  auto gz = dogwatch::compression::GzipCompress("not json \x01");
+  REQUIRE(gz.ok());
+  auto binary = DecodePayloadToJson(PayloadKind::kOpaque, "gzip", *gz, limits);
+  REQUIRE(binary.ok());
+  CHECK(binary->find(R"("body_base64":")") != std::string::npos);
+  limits.max_json_bytes = 16;
+  CHECK(absl::IsResourceExhausted(DecodePayloadToJson(PayloadKind::kOpaque, "", "[1,2,3,4,5,6,7,8,9]", limits).status()));
 }
 
 TEST_CASE(
@@ -188,8 +210,38 @@ std::string V3Header(int encoding, int type, int64_t ts) {
   return EncodeProcessMessageHeaderV3(h);
 }
 
-TEST_CASE("process payloads: V3 header decoded, body kept as base64") {
-  const std::string proto = "\x12\x05host1";  // CollectorProc.hostName = "host1"
+datadog::process_agent::CollectorProc SampleCollectorProc() {
+  namespace pa = datadog::process_agent;
+  pa::CollectorProc message;
+  message.set_hostname("host1");
+  message.set_groupid(77);
+  message.set_groupsize(2);
+  message.mutable_info()->mutable_os()->set_name("linux");
+  message.mutable_info()->set_totalmemory(8589934592);
+  pa::Process* process = message.add_processes();
+  process->set_pid(4242);
+  process->set_createtime(1700000000000);
+  process->set_state(pa::Z);
+  process->set_containerid("abc123");
+  process->mutable_command()->add_args("/usr/sbin/nginx");
+  process->mutable_command()->add_args("-g");
+  process->mutable_user()->set_name("www-data");
+  process->mutable_memory()->set_rss(1048576);
+  process->mutable_cpu()->set_totalpct(2.5F);
+  pa::Container* container = message.add_containers();
+  container->set_id("abc123");
+  container->set_state(pa::running);
+  container->set_health(pa::unhealthy);
+  container->add_tags("image_name:nginx");
+  pa::ContainerAddr* addr = container->add_addresses();
+  addr->set_ip("10.0.0.2");
+  addr->set_port(8080);
+  addr->set_protocol(pa::udp);
+  return message;
+}
+
+TEST_CASE("process payloads: V3 header decoded, body rendered through the process protos") {
+  const std::string proto = SampleCollectorProc().SerializeAsString();
   const std::string body = V3Header(4, 12, 1700000000123) + Compressed(Codec::kZstd, proto);
   rapidjson::Document doc = ParseJson(DecodeOk(PayloadKind::kProcess, "", body));
   const auto& h = doc["header"];
@@ -201,16 +253,100 @@ TEST_CASE("process payloads: V3 header decoded, body kept as base64") {
   CHECK(h["org_id"].GetInt() == -7);
   CHECK(h["timestamp_ms"].GetInt64() == 1700000000123);
   CHECK(doc["body_bytes"].GetUint64() == proto.size());
-  std::string unescaped;
-  REQUIRE(absl::Base64Unescape(doc["body_base64"].GetString(), &unescaped));
-  CHECK(unescaped == proto);
+  CHECK_FALSE(doc.HasMember("body_base64"));
 
-  // Plain protobuf and JSON bodies.
-  rapidjson::Document plain = ParseJson(DecodeOk(PayloadKind::kProcess, "", V3Header(0, 39, 1) + proto));
+  // Field names as in the .proto, enums by name, 64-bit integers as strings, defaults included.
+  const auto& b = doc["body"];
+  CHECK(std::string(b["hostName"].GetString()) == "host1");
+  CHECK(b["groupId"].GetInt() == 77);
+  CHECK(b["groupSize"].GetInt() == 2);
+  CHECK(std::string(b["networkId"].GetString()).empty());
+  CHECK(std::string(b["containerHostType"].GetString()) == "notSpecified");
+  CHECK(std::string(b["info"]["os"]["name"].GetString()) == "linux");
+  CHECK(std::string(b["info"]["totalMemory"].GetString()) == "8589934592");
+  const auto& p = b["processes"][0];
+  CHECK(p["pid"].GetInt() == 4242);
+  CHECK(std::string(p["createTime"].GetString()) == "1700000000000");
+  CHECK(std::string(p["state"].GetString()) == "Z");
+  CHECK(std::string(p["containerId"].GetString()) == "abc123");
+  CHECK(std::string(p["command"]["args"][1].GetString()) == "-g");
+  CHECK(std::string(p["user"]["name"].GetString()) == "www-data");
+  CHECK(std::string(p["memory"]["rss"].GetString()) == "1048576");
+  CHECK(p["cpu"]["totalPct"].GetDouble() == 2.5);
+  const auto& c = b["containers"][0];
+  CHECK(std::string(c["state"].GetString()) == "running");
+  CHECK(std::string(c["health"].GetString()) == "unhealthy");
+  CHECK(std::string(c["tags"][0].GetString()) == "image_name:nginx");
+  CHECK(c["addresses"][0]["port"].GetInt() == 8080);
+  CHECK(std::string(c["addresses"][0]["protocol"].GetString()) == "udp");
+
+  // Plain protobuf bodies of the other types, chosen by the header.
+  datadog::process_agent::CollectorContainer containers;
+  containers.set_hostname("h2");
+  containers.add_containers()->set_id("c1");
+  rapidjson::Document plain =
+      ParseJson(DecodeOk(PayloadKind::kProcess, "", V3Header(0, 39, 1) + containers.SerializeAsString()));
   CHECK(std::string(plain["header"]["type_name"].GetString()) == "CollectorContainer");
+  CHECK(std::string(plain["body"]["hostName"].GetString()) == "h2");
+  CHECK(std::string(plain["body"]["containers"][0]["id"].GetString()) == "c1");
+
+  datadog::process_agent::CollectorRealTime rt;
+  rt.set_numcpus(8);
+  rt.add_stats()->set_processstate(datadog::process_agent::R);
+  rapidjson::Document rt_doc = ParseJson(DecodeOk(
+      PayloadKind::kProcess, "", V3Header(4, 27, 1) + Compressed(Codec::kZstd, rt.SerializeAsString())));
+  CHECK(rt_doc["body"]["numCpus"].GetInt() == 8);
+  CHECK(std::string(rt_doc["body"]["stats"][0]["processState"].GetString()) == "R");
+
+  datadog::process_agent::CollectorContainerRealTime crt;
+  crt.add_stats()->set_memusage(5);
+  rapidjson::Document crt_doc =
+      ParseJson(DecodeOk(PayloadKind::kProcess, "", V3Header(0, 40, 1) + crt.SerializeAsString()));
+  CHECK(std::string(crt_doc["body"]["stats"][0]["memUsage"].GetString()) == "5");
+
+  datadog::process_agent::ResCollector reply;
+  reply.mutable_status()->set_activeclients(1);
+  reply.mutable_status()->set_interval(2);
+  rapidjson::Document reply_doc =
+      ParseJson(DecodeOk(PayloadKind::kProcess, "", V3Header(0, 23, 1) + reply.SerializeAsString()));
+  CHECK(reply_doc["body"]["status"]["activeClients"].GetInt() == 1);
+  CHECK(reply_doc["body"]["status"]["interval"].GetInt() == 2);
+
+  // Types without a compiled message keep the body as base64; JSON bodies stay JSON.
+  const std::string opaque = "\x12\x05host1";
+  rapidjson::Document connections =
+      ParseJson(DecodeOk(PayloadKind::kProcess, "", V3Header(0, 22, 1) + opaque));
+  CHECK(std::string(connections["header"]["type_name"].GetString()) == "CollectorConnections");
+  std::string unescaped;
+  REQUIRE(absl::Base64Unescape(connections["body_base64"].GetString(), &unescaped));
+  CHECK(unescaped == opaque);
+  CHECK_FALSE(connections.HasMember("body"));
   rapidjson::Document json =
       ParseJson(DecodeOk(PayloadKind::kProcess, "", V3Header(1, 22, 1) + R"({"hostName":"h"})"));
   CHECK(std::string(json["body"]["hostName"].GetString()) == "h");
+}
+
+TEST_CASE("process payloads: malformed bodies and size limits") {
+  // A body that is not the message its header names is refused, naming the message.
+  CHECK(DecodeError(PayloadKind::kProcess, "", V3Header(0, 12, 1) + "\xff\xff\xff")
+            .find("process message body: invalid CollectorProc protobuf (3 bytes)") == 0);
+  CHECK(DecodeError(PayloadKind::kProcess, "", V3Header(0, 39, 1) + "\x12\x05host1")
+            .find("process message body: invalid CollectorContainer protobuf") == 0);
+
+  // The JSON rendering respects max_json_bytes.
+  datadog::process_agent::CollectorProc big = SampleCollectorProc();
+  for (int i = 0; i < 200; ++i) big.add_processes()->mutable_command()->add_args(std::string(100, 'a'));
+  DecodeLimits limits;
+  limits.max_json_bytes = 4096;
+  CHECK(DecodeError(PayloadKind::kProcess, "", V3Header(0, 12, 1) + big.SerializeAsString(), limits) ==
+        "process message body: JSON for this CollectorProc exceeds 4096 bytes");
+
+  // The decompression cap applies to the message body.
+  limits = DecodeLimits();
+  limits.max_decompressed_bytes = 1 << 16;
+  const std::string bomb = Compressed(Codec::kZstd, std::string(1 << 20, '\0'));
+  CHECK(DecodeError(PayloadKind::kProcess, "", V3Header(4, 12, 1) + bomb, limits)
+            .find("decompressed size exceeds 65536 bytes") != std::string::npos);
 }
 
 TEST_CASE("process header round trip and short headers") {

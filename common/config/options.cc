@@ -290,6 +290,18 @@ std::vector<Option> AllOptions() {
            "Run the built-in host checks (cpu, memory, load, disk, io, network, uptime) every 15 s; "
            "off in sidecar mode (eks_fargate)."),
 
+      // --- containers and the tagger
+      Bool("container_tagger.enabled", true, "Tag metrics and traces from containers with the runtime's metadata."),
+      Str("container_runtime_socket", "",
+          "Docker-compatible API socket (docker or podman); empty: /var/run/docker.sock, then "
+          "/run/podman/podman.sock.",
+          {"DOCKER_HOST"}),
+      Map("container_labels_as_tags", "Container labels sent as tags: label → tag name.",
+          {"DD_CONTAINER_LABELS_AS_TAGS", "DD_DOCKER_LABELS_AS_TAGS"}),
+      Str("container_proc_root", "/proc", "The host's /proc (/host/proc when the agent runs in a container)."),
+      Str("container_cgroup_root", "/sys/fs/cgroup",
+          "The host's cgroup root (/host/sys/fs/cgroup when the agent runs in a container)."),
+
       // --- processes and containers
       Bool("process_config.process_collection.enabled", false, "Collect live processes.",
            {"DD_PROCESS_AGENT_ENABLED", "DD_PROCESS_CONFIG_ENABLED"}),
