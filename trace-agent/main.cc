@@ -6,6 +6,7 @@
 #include "common/core_client/core_client.h"
 #include "common/status/status_macros.h"
 #include "common/subagent/subagent.h"
+#include "trace-agent/agent/container_tags.h"
 #include "trace-agent/agent/dogstatsd_forwarder.h"
 #include "trace-agent/agent/pipeline.h"
 #include "trace-agent/receiver/receiver.h"
@@ -76,8 +77,20 @@ absl::Status Run(dogwatch::subagent::Context& ctx) {
   receiver_options.evp_proxy_enabled = config.GetBool("apm_config.evp_proxy_config.enabled");
   receiver_options.evp_max_payload_bytes =
       static_cast<size_t>(config.GetInt("apm_config.evp_proxy_config.max_payload_size"));
+  // Container tags come from the core's tagger (over IPC, cached), at high cardinality as the
+  // Datadog trace-agent asks for them.
+  dogwatch::trace::ContainerTagCache container_tags(
+      {}, [&core](const std::string& container_id) -> absl::StatusOr<std::vector<std::string>> {
+        dogwatch::core::TaggerLookupRequest request;
+        request.set_container_id(container_id);
+        request.set_cardinality("high");
+        auto answer = core.TaggerLookup(request, absl::Seconds(2));
+        if (!answer.ok()) return answer.status();
+        return std::vector<std::string>(answer->tags().begin(), answer->tags().end());
+      });
+  dogwatch::trace::ContainerTaggingProcessor tagging(pipeline.get(), &container_tags);
   dogwatch::trace::Receiver receiver(
-      receiver_options, pipeline.get(),
+      receiver_options, &tagging,
       [&core](dogwatch::trace::ProxyRequest request) {
         return Submit(core, static_cast<Track>(request.track), request.path, request.headers,
                       std::move(request.body), request.evp_subdomain);
@@ -92,6 +105,7 @@ absl::Status Run(dogwatch::subagent::Context& ctx) {
     for (const auto& [name, value] : receiver.Counters()) counters[name] = value;
     for (const auto& [name, value] : pipeline->Counters()) counters[name] = value;
     for (const auto& [name, value] : writer.Counters()) counters[name] = value;
+    for (const auto& [name, value] : container_tags.Counters()) counters[name] = value;
     auto& info = *status->mutable_info();
     info["receiver"] =
         receiver_options.port ? receiver_options.host + ":" + std::to_string(receiver.tcp_port()) : "off";

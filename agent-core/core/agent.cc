@@ -13,6 +13,7 @@
 #include "agent-core/forwarder/transport.h"
 #include "agent-core/intake/local_intake.h"
 #include "agent-core/secrets/secrets.h"
+#include "agent-core/tagger/tagger.h"
 #include "common/http/server.h"
 #include "common/ipc/grpc_server.h"
 #include "common/lifecycle/shutdown.h"
@@ -99,6 +100,14 @@ class Agent final : public CoreBackend {
   }
 
   void FillStatus(core::StatusResponse* response) override;
+  absl::StatusOr<core::TaggerLookupResponse> TaggerLookup(const core::TaggerLookupRequest& request) override {
+    core::TaggerLookupResponse response;
+    if (!tagger_) return response;
+    tagger::Tagger::Answer answer = tagger_->Lookup(request);
+    response.set_container_id(answer.container_id);
+    for (auto& tag : answer.tags) response.add_tags(std::move(tag));
+    return response;
+  }
   core::HealthResponse Health() override;
   bool started() const { return started_.load(); }
 
@@ -117,6 +126,7 @@ class Agent final : public CoreBackend {
   std::unique_ptr<intake::LocalIntake> local_intake_;
   std::unique_ptr<http::HttpServer> local_intake_server_;
   std::unique_ptr<forwarder::Forwarder> forwarder_;
+  std::unique_ptr<tagger::Tagger> tagger_;
   std::unique_ptr<MetricPipeline> metric_pipeline_;
   std::unique_ptr<CoreService> service_;
   std::unique_ptr<ipc::IpcServer> ipc_;
@@ -254,8 +264,7 @@ absl::Status Agent::StartMetricPipeline() {
         forwarder_->Submit(core::TRACK_METRICS, payload.path, payload.headers, payload.body, "metrics");
     return accepted.status();
   };
-  // No tagger yet (process-agent issue): origin detection resolves containers but adds no tags.
-  metric_pipeline_ = std::make_unique<MetricPipeline>(std::move(options), submit, nullptr);
+  metric_pipeline_ = std::make_unique<MetricPipeline>(std::move(options), submit, tagger_.get());
   return metric_pipeline_->Start();
 }
 
@@ -292,6 +301,8 @@ absl::Status Agent::Start() {
       return absl::Status(health.status().code(), Cat("health_port: ", health.status().message()));
     health_ = *std::move(health);
   }
+  tagger_ = std::make_unique<tagger::Tagger>(tagger::TaggerOptionsFromConfig(config_));
+  tagger_->Start();
   RETURN_IF_ERROR(StartMetricPipeline());
   RETURN_IF_ERROR(StartSupervisor());
   started_.store(true);
@@ -308,6 +319,7 @@ void Agent::Stop() {
   if (health_) health_->Stop();
   // Before the forwarder: the pipeline's last flush (open buckets included) must still be sent.
   if (metric_pipeline_) metric_pipeline_->Stop();
+  if (tagger_) tagger_->Stop();
   if (forwarder_) forwarder_->Stop(absl::Seconds(5));
   if (local_intake_server_) local_intake_server_->Stop();
 }
@@ -357,6 +369,7 @@ void Agent::FillStatus(core::StatusResponse* response) {
   if (metric_pipeline_) {
     for (auto& row : metric_pipeline_->Status()) *response->add_components() = std::move(row);
   }
+  if (tagger_) *response->add_components() = tagger_->Status();
   if (local_intake_) {
     for (const auto& [name, value] : local_intake_->Counters())
       (*response->mutable_local_intake())[name] = value;

@@ -144,12 +144,17 @@ grpc::Status CoreService::GetStatus(grpc::ServerContext*, const core::StatusRequ
   return grpc::Status::OK;
 }
 
-grpc::Status CoreService::TaggerLookup(grpc::ServerContext*, const core::TaggerLookupRequest*,
-                                       core::TaggerLookupResponse*) {
-  // The tagger is fed by the container-metadata library (process-agent issue); until it lands the
-  // core has no container metadata and says so instead of answering with empty tags.
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "tagger: container metadata collection is not built yet");
+grpc::Status CoreService::TaggerLookup(grpc::ServerContext*, const core::TaggerLookupRequest* request,
+                                       core::TaggerLookupResponse* response) {
+  if (request->container_id().size() > 256 || request->cardinality().size() > 32 || request->pid() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "tagger: container_id at most 256 bytes, cardinality at most 32, pid not negative");
+  }
+  absl::StatusOr<core::TaggerLookupResponse> answer = backend_->TaggerLookup(*request);
+  if (!answer.ok())
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, std::string(answer.status().message()));
+  *response = *std::move(answer);
+  return grpc::Status::OK;
 }
 
 grpc::Status CoreService::Health(grpc::ServerContext*, const core::HealthRequest*,

@@ -19,6 +19,9 @@ class CoreBackend {
   virtual absl::StatusOr<int> Submit(const core::SubmitRequest& request) = 0;
   virtual void FillStatus(core::StatusResponse* response) = 0;
   virtual core::HealthResponse Health() = 0;
+  // Container id and tags for an origin; NotFound-free: an unknown origin has no tags.
+  virtual absl::StatusOr<core::TaggerLookupResponse> TaggerLookup(
+      const core::TaggerLookupRequest& request) = 0;
 };
 
 class CoreService final : public core::Core::Service {

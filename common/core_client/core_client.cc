@@ -87,6 +87,15 @@ absl::StatusOr<core::SubmitResponse> CoreClient::Submit(const core::SubmitReques
   return response;
 }
 
+absl::StatusOr<core::TaggerLookupResponse> CoreClient::TaggerLookup(const core::TaggerLookupRequest& request,
+                                                                    absl::Duration timeout) {
+  grpc::ClientContext context;
+  context.set_deadline(Deadline(timeout));
+  core::TaggerLookupResponse response;
+  RETURN_IF_ERROR(FromGrpc(stub_->TaggerLookup(&context, request, &response), "tagger lookup"));
+  return response;
+}
+
 void CoreClient::StartStatusReports(core::ComponentStatus base,
                                     std::function<void(core::ComponentStatus*)> refresh) {
   report_thread_ = std::thread([this, base = std::move(base), refresh = std::move(refresh)] {

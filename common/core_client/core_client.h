@@ -31,6 +31,9 @@ class CoreClient {
   void WatchConfig(uint64_t known_generation, std::function<void(const core::ConfigSnapshot&)> on_change);
 
   absl::StatusOr<core::SubmitResponse> Submit(const core::SubmitRequest& request, absl::Duration timeout);
+  // The core tagger's answer for an origin (container id, pid or cgroup inode).
+  absl::StatusOr<core::TaggerLookupResponse> TaggerLookup(const core::TaggerLookupRequest& request,
+                                                          absl::Duration timeout);
 
   // Reports `status` now and then every interval the core asks for, from a background thread;
   // `refresh` fills in counters and state before each report.
