@@ -17,6 +17,7 @@
 
 #include "common/compression/compression.h"
 #include "common/ipc/grpc_server.h"
+#include "common/strings/strings.h"
 #include "datadog/metrics/metrics.pb.h"
 #include "dogwatch/core.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -24,9 +25,11 @@
 #include "tests/support/test_support.h"
 
 using dogwatch::testing::Bin;
+using dogwatch::testing::BinDir;
 using dogwatch::testing::CommandResult;
 using dogwatch::testing::FreePort;
 using dogwatch::testing::HttpGet;
+using dogwatch::testing::HttpPost;
 using dogwatch::testing::Process;
 using dogwatch::testing::RunCommand;
 using dogwatch::testing::TempDir;
@@ -638,4 +641,133 @@ TEST_CASE(
   agent->Signal(SIGTERM);
   REQUIRE(agent->Wait(15s) == 0);
   CHECK(intake.Metrics().count("it.dsd.at_shutdown") == 1);
+}
+
+namespace {
+
+// Every decoded payload the standalone intake holds for `path`, parsed.
+std::vector<rapidjson::Document> DecodedPayloads(const Intake& intake, const std::string& path) {
+  std::vector<rapidjson::Document> out;
+  auto list = HttpGet(intake.Url("/dogwatch/intake/payloads?path=" + path + "&limit=1000"));
+  rapidjson::Document doc;
+  doc.Parse(list.body.c_str());
+  if (!doc.IsArray()) return out;
+  for (const auto& meta : doc.GetArray()) {
+    auto decoded =
+        HttpGet(intake.Url("/dogwatch/intake/payloads/" + std::to_string(meta["seq"].GetUint64())));
+    rapidjson::Document payload;
+    payload.Parse(decoded.body.c_str());
+    if (payload.IsObject()) out.push_back(std::move(payload));
+  }
+  return out;
+}
+
+std::string RunOrFail(const std::vector<std::string>& argv) {
+  CommandResult result = RunCommand(argv);
+  INFO("command: " << argv[0] << " " << (argv.size() > 1 ? argv[1] : "") << "\nstdout:\n"
+                   << result.out << "\nstderr:\n"
+                   << result.err);
+  REQUIRE(result.exit_code == 0);
+  return result.out;
+}
+
+}  // namespace
+
+TEST_CASE("the tagger: a real podman container's DogStatsD (origin from SO_PASSCRED) and traces get its tags",
+          "[integration][podman]") {
+  // Never skipped: podman.sh installs and configures podman offline, or the test fails saying why.
+  RunOrFail({"/bin/bash", std::string(DOGWATCH_TEST_SOURCE_DIR) + "/tests/support/podman.sh"});
+
+  AgentSetup setup;
+  const std::string key = "fedcba9876543210fedcba9876543210";
+  Intake intake(FreePort(), {key});
+  const std::string socket = setup.dir.File("dsd.socket");
+  std::string config = setup.WriteConfig(
+      "api_key: " + key + "\ndd_url: " + intake.Url("") +
+      "\napm_config:\n  enabled: true\n  apm_dd_url: " + intake.Url("") + "\nsupervisor:\n  enabled: true\n" +
+      "enable_payloads:\n  series: true\n  sketches: true\nenable_host_checks: false\n"
+      "enable_metadata_collection: false\nmetrics_flush_interval: 1\n"
+      "dogstatsd_origin_detection: true\ndogstatsd_tag_cardinality: high\n"
+      "container_runtime_socket: /run/podman/podman.sock\n");
+  auto agent = StartAgent(setup, config, {{"DD_DOGSTATSD_SOCKET", socket}});
+  REQUIRE(WaitFor([&] { return access(socket.c_str(), F_OK) == 0; }, 10s));
+  chmod(setup.dir.path().c_str(), 0755);
+
+  const std::string name = "dw-tag-" + std::to_string(getpid());
+  struct Cleanup {
+    std::string name;
+    ~Cleanup() { RunCommand({"/usr/bin/podman", "rm", "-f", "-t", "0", name}); }
+  } cleanup{name};
+  const std::string id = std::string(dogwatch::strings::Strip(RunOrFail(
+      {"/usr/bin/podman", "run", "-d", "--name", name, "--label", "team=core", "-v", setup.dir.path() + ":/dsd", "-v",
+       BinDir() + ":/dw:ro", "localhost/dogwatch-test-busybox:1", "sleep", "300"})));
+  REQUIRE(id.size() == 64);
+  // The tagger follows the runtime's events: the new container is known within a moment.
+  auto status_has_container = [&] {
+    const auto status = GetStatus(setup.socket);
+    for (const auto& c : status.components()) {
+      if (c.name() == "tagger" && c.counters().count("containers") && c.counters().at("containers") >= 1)
+        return true;
+    }
+    return false;
+  };
+  REQUIRE(WaitFor(status_has_container, 15s));
+
+  // A process inside the container sends over the unix socket: the agent sees its PID.
+  RunOrFail(
+      {"/usr/bin/podman", "exec", name, "/dw/dsd_send", "/dsd/dsd.socket", "it.origin.metric:1|c|#from:container"});
+  auto tags_of = [&](const std::string& metric) {
+    std::vector<std::string> tags;
+    for (const auto& payload : DecodedPayloads(intake, "/api/v2/series")) {
+      if (!payload.HasMember("series")) continue;
+      for (const auto& series : payload["series"].GetArray()) {
+        if (metric != series["metric"].GetString() || !series.HasMember("tags")) continue;
+        for (const auto& tag : series["tags"].GetArray()) tags.emplace_back(tag.GetString());
+      }
+    }
+    return tags;
+  };
+  REQUIRE(WaitFor([&] { return !tags_of("it.origin.metric").empty(); }, 25s));
+  std::vector<std::string> tags = tags_of("it.origin.metric");
+  auto has = [&](const std::string& tag) { return std::find(tags.begin(), tags.end(), tag) != tags.end(); };
+  INFO("tags: " << dogwatch::strings::Join(tags, ","));
+  CHECK(has("from:container"));
+  CHECK(has("container_name:" + name));
+  CHECK(has("container_id:" + id));
+  CHECK(has("image_name:localhost/dogwatch-test-busybox"));
+  CHECK(has("short_image:dogwatch-test-busybox"));
+  CHECK(has("image_tag:1"));
+
+  // A trace from that container (the tracer names it with Datadog-Container-ID): the AgentPayload's
+  // TracerPayload carries the tagger's tags as _dd.tags.container.
+  const int64_t now_ns = static_cast<int64_t>(time(nullptr)) * 1000000000;
+  const std::string trace =
+      R"([[{"trace_id":11,"span_id":11,"parent_id":0,"name":"web.request","resource":"/x",)"
+      R"("service":"tagged","type":"web","start":)" +
+      std::to_string(now_ns) + R"(,"duration":1000000}]])";
+  REQUIRE(WaitFor(
+      [&] {
+        return HttpPost("http://127.0.0.1:" + std::to_string(setup.trace_port) + "/v0.4/traces", trace,
+                        {{"Content-Type", "application/json"}, {"Datadog-Container-ID", id}})
+                   .status == 200;
+      },
+      15s));
+  std::string container_tags;
+  REQUIRE(WaitFor(
+      [&] {
+        for (const auto& payload : DecodedPayloads(intake, "/api/v0.2/traces")) {
+          if (!payload.HasMember("tracerPayloads")) continue;
+          for (const auto& tp : payload["tracerPayloads"].GetArray()) {
+            if (tp.HasMember("tags") && tp["tags"].HasMember("_dd.tags.container")) {
+              container_tags = tp["tags"]["_dd.tags.container"].GetString();
+              return true;
+            }
+          }
+        }
+        return false;
+      },
+      30s));
+  INFO("_dd.tags.container: " << container_tags);
+  CHECK(container_tags.find("container_name:" + name) != std::string::npos);
+  CHECK(container_tags.find("image_name:localhost/dogwatch-test-busybox") != std::string::npos);
 }

@@ -173,4 +173,23 @@ HttpResult HttpGet(const std::string& url) {
   return result;
 }
 
+HttpResult HttpPost(const std::string& url, const std::string& body,
+                    const std::vector<std::pair<std::string, std::string>>& headers) {
+  HttpResult result;
+  CURL* curl = curl_easy_init();
+  curl_slist* list = nullptr;
+  for (const auto& [name, value] : headers) list = curl_slist_append(list, (name + ": " + value).c_str());
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &result.body);
+  if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &result.status);
+  curl_slist_free_all(list);
+  curl_easy_cleanup(curl);
+  return result;
+}
+
 }  // namespace dogwatch::testing

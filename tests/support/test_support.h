@@ -74,5 +74,7 @@ struct HttpResult {
   std::string body;
 };
 HttpResult HttpGet(const std::string& url);
+HttpResult HttpPost(const std::string& url, const std::string& body,
+                    const std::vector<std::pair<std::string, std::string>>& headers = {});
 
 }  // namespace dogwatch::testing
