@@ -15,6 +15,7 @@ local_intake: {port: 0}
 supervisor: {enabled: true}
 apm_config: {enabled: true}
 process_config: {process_collection: {enabled: true}}
+dogstatsd_socket: $dir/dsd.socket
 YAML
 build/bin/agent run -c "$dir/dw.yaml" 2>"$dir/agent.log" &
 pid=$!
