@@ -250,7 +250,11 @@ absl::Status Agent::StartSupervisor() {
   if (config_.GetBool("apm_config.enabled")) {
     children.push_back({"trace-agent", JoinPath(bin_dir, "trace-agent"), args, env});
   }
-  if (config_.GetBool("process_config.process_collection.enabled")) {
+  // The process-agent also runs for containers alone when a container runtime is there to
+  // describe them (the tagger found its socket), as Datadog's container check does.
+  const bool containers = config_.GetBool("process_config.container_collection.enabled") && tagger_ &&
+                          !tagger::TaggerOptionsFromConfig(config_).runtime_socket.empty();
+  if (config_.GetBool("process_config.process_collection.enabled") || containers) {
     children.push_back({"process-agent", JoinPath(bin_dir, "process-agent"), args, env});
   }
   supervisor_ = std::make_unique<Supervisor>();

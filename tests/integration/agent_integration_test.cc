@@ -49,7 +49,10 @@ struct AgentSetup {
     return {{"DD_APM_RECEIVER_PORT", std::to_string(trace_port)},
             {"DD_APM_RECEIVER_SOCKET", dir.File("apm.socket")},
             {"DD_DOGSTATSD_SOCKET", ""},
-            {"DD_DOGSTATSD_PORT", std::to_string(dogstatsd_port)}};
+            {"DD_DOGSTATSD_PORT", std::to_string(dogstatsd_port)},
+            // A podman socket on the test machine would otherwise start a process-agent for
+            // containers in every supervised test.
+            {"DD_PROCESS_CONFIG_CONTAINER_COLLECTION_ENABLED", "false"}};
   }
   int trace_port = FreePort();
   int dogstatsd_port = FreePort();  // a free TCP port number is free for UDP in practice
@@ -698,9 +701,10 @@ TEST_CASE("the tagger: a real podman container's DogStatsD (origin from SO_PASSC
     std::string name;
     ~Cleanup() { RunCommand({"/usr/bin/podman", "rm", "-f", "-t", "0", name}); }
   } cleanup{name};
-  const std::string id = std::string(dogwatch::strings::Strip(RunOrFail(
-      {"/usr/bin/podman", "run", "-d", "--name", name, "--label", "team=core", "-v", setup.dir.path() + ":/dsd", "-v",
-       BinDir() + ":/dw:ro", "localhost/dogwatch-test-busybox:1", "sleep", "300"})));
+  const std::string id = std::string(dogwatch::strings::Strip(
+      RunOrFail({"/usr/bin/podman", "run", "-d", "--name", name, "--label", "team=core", "-v",
+                 setup.dir.path() + ":/dsd", "-v", BinDir() + ":/dw:ro", "localhost/dogwatch-test-busybox:1",
+                 "sleep", "300"})));
   REQUIRE(id.size() == 64);
   // The tagger follows the runtime's events: the new container is known within a moment.
   auto status_has_container = [&] {
@@ -714,8 +718,8 @@ TEST_CASE("the tagger: a real podman container's DogStatsD (origin from SO_PASSC
   REQUIRE(WaitFor(status_has_container, 15s));
 
   // A process inside the container sends over the unix socket: the agent sees its PID.
-  RunOrFail(
-      {"/usr/bin/podman", "exec", name, "/dw/dsd_send", "/dsd/dsd.socket", "it.origin.metric:1|c|#from:container"});
+  RunOrFail({"/usr/bin/podman", "exec", name, "/dw/dsd_send", "/dsd/dsd.socket",
+             "it.origin.metric:1|c|#from:container"});
   auto tags_of = [&](const std::string& metric) {
     std::vector<std::string> tags;
     for (const auto& payload : DecodedPayloads(intake, "/api/v2/series")) {
