@@ -13,9 +13,10 @@ agent_ipc: {socket: $dir/agent.sock}
 health_port: 0
 local_intake: {port: 0}
 supervisor: {enabled: true}
-apm_config: {enabled: true}
+apm_config: {enabled: true, receiver_port: 0, receiver_socket: $dir/apm.socket}
 process_config: {process_collection: {enabled: true}}
 dogstatsd_socket: $dir/dsd.socket
+dogstatsd_port: 0
 YAML
 build/bin/agent run -c "$dir/dw.yaml" 2>"$dir/agent.log" &
 pid=$!
