@@ -270,7 +270,9 @@ TEST_CASE("process-agent: a busy child with a secret comes back scrubbed, with p
   CHECK(Num(found["user"], "uid") == getuid());
   INFO("cpu " << Num(found["cpu"], "totalPct"));
   CHECK(Num(found["cpu"], "totalPct") > 20);
-  CHECK(Num(found["cpu"], "totalPct") <= 100.5);
+  // One thread cannot use more than one core; the process and system clocks are sampled a few
+  // microseconds apart, so allow a little skew above 100.
+  CHECK(Num(found["cpu"], "totalPct") <= 103);
   CHECK(Num(found["cpu"], "numThreads") == 1);
   CHECK(Str(found, "state") != "");
   CHECK(Num(found, "createTime") > 1.7e12);

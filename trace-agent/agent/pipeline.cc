@@ -17,7 +17,7 @@ int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
 bool HasTag(const Span& span, std::string_view tag) {
   size_t colon = tag.find(':');
   std::string_view key = tag.substr(0, colon);
-  const std::string* value = Find(span.meta, key);
+  const SpanString* value = Find(span.meta, key);
   if (value == nullptr) return false;
   return colon == std::string_view::npos || *value == tag.substr(colon + 1);
 }
@@ -149,7 +149,7 @@ void Pipeline::SubmitStats(stats::StatsPayload payload) {
 
 bool Pipeline::Filtered(const Span& root, std::string* reason) const {
   for (const auto& re : ignore_resources_) {
-    if (re2::RE2::PartialMatch(root.resource, *re)) {
+    if (re2::RE2::PartialMatch(re2::StringPiece(root.resource.data(), root.resource.size()), *re)) {
       *reason = "filtered_resource";
       return true;
     }
@@ -196,11 +196,11 @@ void Pipeline::Process(TracerPayload payload, const RequestContext& context) {
     }
     // The payload's env comes from the tracer, else its root span, else the agent's default.
     if (payload.env.empty()) {
-      const std::string* env = Find(chunk.spans[root_index].meta, "env");
+      const SpanString* env = Find(chunk.spans[root_index].meta, "env");
       payload.env = env != nullptr && !env->empty() ? NormalizeTagValue(*env) : options_.default_env;
     }
     if (payload.app_version.empty()) {
-      if (const std::string* version = Find(chunk.spans[root_index].meta, "version"))
+      if (const SpanString* version = Find(chunk.spans[root_index].meta, "version"))
         payload.app_version = *version;
     }
     for (Span& span : chunk.spans) {

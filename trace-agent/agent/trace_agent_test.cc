@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include "common/config/config.h"
 #include "datadog/trace/agent_payload.pb.h"
 #include "trace-agent/agent/pipeline.h"
+#include "trace-agent/decode/decode.h"
 #include "trace-agent/decode/test_msgpack_writer.h"
 #include "trace-agent/decode/testdata_payloads.h"
 #include "trace-agent/receiver/receiver.h"
@@ -303,4 +305,104 @@ TEST_CASE("bodies in flight are bounded: refusals are counted, 200 by default, 4
   CHECK(receiver.Handle(TraceRequest(body)).status == 200);
   CHECK(processor.processed() == 2);
   CHECK(receiver.Counters().at("payloads_refused") == 2);
+}
+
+TEST_CASE("receiver counters per service, lang and tracer version are bounded") {
+  auto chunk = [](std::string service, int spans) {
+    TraceChunk c;
+    for (int i = 0; i < spans; ++i) {
+      Span& s = c.spans.emplace_back();
+      s.service = service;
+      s.parent_id = i == 0 ? 0 : 1;
+      if (i > 0) s.service = "child-of-" + service;  // chunks count under their root's service
+    }
+    return c;
+  };
+  ReceiverTagStats stats(/*max_tag_sets=*/2);
+  TracerPayload mixed;
+  mixed.chunks.push_back(chunk("web", 3));
+  mixed.chunks.push_back(chunk("db", 1));
+  mixed.chunks.push_back(chunk("web", 4));
+  stats.AddPayload(mixed, "nodejs", "5.1.0", 1001);
+  std::map<std::string, int64_t> c;
+  stats.AppendCounters(&c);
+  const std::string web = "service=web,lang=nodejs,tracer_version=5.1.0";
+  const std::string db = "service=db,lang=nodejs,tracer_version=5.1.0";
+  CHECK(c.at("traces_received:" + web) == 2);
+  CHECK(c.at("spans_received:" + web) == 7);
+  CHECK(c.at("traces_received:" + db) == 1);
+  CHECK(c.at("spans_received:" + db) == 1);
+  CHECK(c.at("payloads_received:" + web) == 1);
+  CHECK(c.at("payloads_received:" + db) == 1);
+  // Bytes shared out by spans, adding up to the body size.
+  CHECK(c.at("bytes_received:" + web) == 1001 * 7 / 8);
+  CHECK(c.at("bytes_received:" + web) + c.at("bytes_received:" + db) == 1001);
+  CHECK(c.at("received_tag_sets") == 2);
+  CHECK(c.at("received_tag_sets_overflow") == 0);
+  CHECK(c.count("traces_received:other") == 0);
+
+  // A third combination goes under "other", counted; known ones keep adding up.
+  TracerPayload python;
+  python.chunks.push_back(chunk("web", 2));
+  stats.AddPayload(python, "python", "2.9.0", 500);
+  stats.AddPayload(mixed, "nodejs", "5.1.0", 1001);
+  c.clear();
+  stats.AppendCounters(&c);
+  CHECK(c.at("traces_received:other") == 1);
+  CHECK(c.at("spans_received:other") == 2);
+  CHECK(c.at("bytes_received:other") == 500);
+  CHECK(c.at("received_tag_sets_overflow") == 1);
+  CHECK(c.at("received_tag_sets") == 2);
+  CHECK(c.at("traces_received:" + web) == 4);
+  CHECK(c.count("traces_received:service=web,lang=python,tracer_version=2.9.0") == 0);
+
+  // Counter names stay ASCII and short whatever the tracer sends.
+  CHECK(ReceiverTagStats::CounterValue("my svc,=\xc3\xa9") == "my_svc____");
+  CHECK(ReceiverTagStats::CounterValue(std::string(200, 'a')).size() == ReceiverTagStats::kMaxValueBytes);
+}
+
+TEST_CASE("the receiver counts per service; nothing kept after a request points into its body") {
+  Harness h;
+  std::string body = testdata::BuildRealisticV04Payload(5, 15);
+  std::string payload_service;
+  {
+    auto traces = DecodeMsgpackTracesV04(body);
+    REQUIRE(traces.ok());
+    payload_service = std::string((*traces)[0][0].service);
+  }
+  auto request = TraceRequest(body);
+  request.headers.Add("Datadog-Meta-Lang", "nodejs");
+  request.headers.Add("Datadog-Meta-Tracer-Version", "5.0.0");
+  CHECK(h.receiver->Handle(request).status == 200);
+  // The spans borrowed from the request body: wipe and free it. The concentrator's keys, the
+  // samplers' state and the writer's buffer must hold their own copies (ASan checks the reads).
+  std::fill(request.body.begin(), request.body.end(), '\0');
+  request.body.clear();
+  request.body.shrink_to_fit();
+  body.clear();
+  body.shrink_to_fit();
+  CHECK(h.receiver->Handle(TraceRequest(OneSpanPayload("second", 1700000000000000000))).status == 200);
+  h.pipeline->Stop();  // flushes every stats bucket
+  const auto spans = h.WrittenSpans();
+  REQUIRE(spans.size() == 76);
+  CHECK(std::count_if(spans.begin(), spans.end(),
+                      [&](const auto& span) { return span.service() == payload_service; }) > 0);
+  {
+    std::lock_guard<std::mutex> lock(h.mu);
+    REQUIRE(!h.stats.empty());
+    bool found = false;
+    for (const auto& gz : h.stats) {
+      auto raw = dogwatch::compression::DecompressByContentEncoding("gzip", gz, 64 << 20);
+      REQUIRE(raw.ok());
+      found |= raw->find(payload_service) != std::string::npos;
+    }
+    CHECK(found);
+  }
+  const auto counters = h.receiver->Counters();
+  const std::string set = "service=" + payload_service + ",lang=nodejs,tracer_version=5.0.0";
+  CHECK(counters.at("traces_received:" + set) == 5);
+  CHECK(counters.at("spans_received:" + set) == 75);
+  CHECK(counters.at("payloads_received:" + set) == 1);
+  CHECK(counters.at("traces_received:service=second,lang=,tracer_version=") == 1);
+  CHECK(counters.at("received_tag_sets") == 2);
 }

@@ -19,6 +19,7 @@
 // Bytes after the top-level msgpack value are ignored, as the agent does.
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -46,17 +47,27 @@ struct DecodeLimits {
   size_t max_dictionary_entries = 1'000'000;
 };
 
+// The msgpack decoders' spans BORROW from `body` (span.h): their strings are views into it, except
+// those repaired from invalid UTF-8. Keep the body alive, unchanged, for as long as the spans are
+// used; a temporary std::string body does not compile (the deleted overloads).
+
 // v0.3 and v0.4 msgpack: [[span map, ...], ...] (array of traces).
 absl::StatusOr<std::vector<Trace>> DecodeMsgpackTracesV04(std::string_view body, const DecodeLimits& = {});
+absl::StatusOr<std::vector<Trace>> DecodeMsgpackTracesV04(std::string&& body,
+                                                          const DecodeLimits& = {}) = delete;
 
 // v0.5: [string table, [[12-element span arrays]]]; exactly 2 top-level items, exactly 12 per span,
 // nil refused everywhere, every string index in range.
 absl::StatusOr<std::vector<Trace>> DecodeMsgpackTracesV05(std::string_view body, const DecodeLimits& = {});
+absl::StatusOr<std::vector<Trace>> DecodeMsgpackTracesV05(std::string&& body,
+                                                          const DecodeLimits& = {}) = delete;
 
 // v0.7: a msgpack TracerPayload map (container_id, language_name, language_version, tracer_version,
 // runtime_id, chunks[{priority, origin, spans, tags, dropped_trace}], tags, env, hostname,
-// app_version). A chunk without "priority" keeps kPriorityNone.
+// app_version). A chunk without "priority" keeps kPriorityNone. The payload-level strings are copies.
 absl::StatusOr<TracerPayload> DecodeMsgpackTracerPayloadV07(std::string_view body, const DecodeLimits& = {});
+absl::StatusOr<TracerPayload> DecodeMsgpackTracerPayloadV07(std::string&& body,
+                                                            const DecodeLimits& = {}) = delete;
 
 // JSON body of v0.2-v0.4 (Content-Type application/json): [[{span}, ...], ...]. IDs may be JSON
 // numbers up to 2^64-1. The v0.1 flat form [{span}, ...] is accepted too and grouped into traces by

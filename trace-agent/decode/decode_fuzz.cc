@@ -25,12 +25,22 @@ void Require(bool condition) {
   if (!condition) std::abort();
 }
 
+// The input being decoded: a borrowed string must lie inside it (the spans' lifetime rule, span.h).
+std::string_view g_body;
+
+void CheckString(const SpanString& s, bool text) {
+  if (text) Require(IsValidUtf8(s));
+  if (!s.owned() && !s.empty()) {
+    Require(s.data() >= g_body.data() && s.data() + s.size() <= g_body.data() + g_body.size());
+  }
+}
+
 template <typename Map>
 void CheckMap(const Map& map, bool text_values) {
   for (size_t i = 0; i < map.size(); ++i) {
-    Require(IsValidUtf8(map[i].first));
-    if constexpr (std::is_same_v<typename Map::value_type::second_type, std::string>) {
-      if (text_values) Require(IsValidUtf8(map[i].second));
+    CheckString(map[i].first, true);
+    if constexpr (std::is_same_v<typename Map::value_type::second_type, SpanString>) {
+      CheckString(map[i].second, text_values);
     }
     for (size_t j = 0; j < i; ++j) Require(map[i].first != map[j].first);
   }
@@ -38,13 +48,13 @@ void CheckMap(const Map& map, bool text_values) {
 
 size_t CheckSpans(const std::vector<Span>& spans) {
   for (const Span& s : spans) {
-    Require(IsValidUtf8(s.service) && IsValidUtf8(s.name) && IsValidUtf8(s.resource) && IsValidUtf8(s.type));
+    for (const SpanString* field : {&s.service, &s.name, &s.resource, &s.type}) CheckString(*field, true);
     CheckMap(s.meta, true);
     CheckMap(s.metrics, false);
     CheckMap(s.meta_struct, false);
     for (const SpanLink& l : s.span_links) {
       CheckMap(l.attributes, true);
-      Require(IsValidUtf8(l.tracestate));
+      CheckString(l.tracestate, true);
     }
   }
   return spans.size();
@@ -54,6 +64,7 @@ size_t CheckSpans(const std::vector<Span>& spans) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view body(reinterpret_cast<const char*>(data), size);
+  g_body = body;
   DecodeLimits limits;
   limits.max_spans = 10'000;
   limits.max_map_entries = 10'000;

@@ -131,8 +131,8 @@ class DuplicateKeyFilter {
 // Small maps are checked pairwise; big ones (clients may send up to max_map_entries) sort indexes
 // instead, so they cost O(n log n), never O(n^2). Decoders call it only when a DuplicateKeyFilter
 // saw a possible duplicate.
-template <typename Value>
-void DedupeKeepLast(std::vector<std::pair<std::string, Value>>* map) {
+template <typename Key, typename Value>
+void DedupeKeepLast(std::vector<std::pair<Key, Value>>* map) {
   auto& m = *map;
   const size_t n = m.size();
   if (n < 2) return;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -80,12 +81,41 @@ std::string OneSpan(uint32_t fields, const std::function<void(MsgpackWriter&)>& 
   return w.Take();
 }
 
+// The span is returned as an owned copy: its body is gone when the caller uses it.
 Span DecodeOne(const std::string& body) {
   auto traces = DecodeMsgpackTracesV04(body);
   REQUIRE(traces.ok());
   REQUIRE(traces->size() == 1);
   REQUIRE((*traces)[0].size() == 1);
-  return (*traces)[0][0];
+  Span span = (*traces)[0][0];
+  MakeOwned(span);
+  return span;
+}
+
+// The msgpack decoders' spans borrow from the body: Kept decodes a temporary body and keeps it
+// alive with the result (held by pointer, so moving a Kept never moves the bytes).
+template <typename T>
+class Kept {
+ public:
+  using DecodeFunction = absl::StatusOr<T> (*)(std::string_view, const DecodeLimits&);
+  Kept(std::string body, DecodeFunction decode, const DecodeLimits& limits)
+      : body_(std::make_unique<std::string>(std::move(body))), result_(decode(*body_, limits)) {}
+  bool ok() const { return result_.ok(); }
+  absl::Status status() const { return result_.status(); }
+  const T* operator->() const { return &*result_; }
+  const T& operator*() const { return *result_; }
+
+ private:
+  std::unique_ptr<std::string> body_;  // before result_: destroyed after it
+  absl::StatusOr<T> result_;
+};
+
+Kept<std::vector<Trace>> KeepV04(std::string body, const DecodeLimits& limits = {}) {
+  return Kept<std::vector<Trace>>(std::move(body), &DecodeMsgpackTracesV04, limits);
+}
+
+Kept<std::vector<Trace>> KeepV05(std::string body, const DecodeLimits& limits = {}) {
+  return Kept<std::vector<Trace>>(std::move(body), &DecodeMsgpackTracesV05, limits);
 }
 
 std::string ErrorOf(const absl::Status& status) { return std::string(status.message()); }
@@ -248,7 +278,7 @@ TEST_CASE("v0.4: every integer width in every integer field") {
     CHECK(s.duration == c.as_int);
     CHECK(s.metrics[0].second == static_cast<double>(c.as_int));
     // error is an int32: the values that fit decode, the others are refused with the range.
-    auto with_error = DecodeMsgpackTracesV04(OneSpan(1, [&](MsgpackWriter& w) {
+    auto with_error = KeepV04(OneSpan(1, [&](MsgpackWriter& w) {
       w.FixStr("error");
       c.write(w);
     }));
@@ -263,8 +293,7 @@ TEST_CASE("v0.4: every integer width in every integer field") {
   // The full uint64 range in ids; a uint64 above INT64_MAX is refused for start, as the agent does.
   const Span max_ids = DecodeOne(OneSpan(1, [](MsgpackWriter& w) { w.FixStr("trace_id").U64(UINT64_MAX); }));
   CHECK(max_ids.trace_id == UINT64_MAX);
-  auto too_big =
-      DecodeMsgpackTracesV04(OneSpan(1, [](MsgpackWriter& w) { w.FixStr("start").U64(1ULL << 63); }));
+  auto too_big = KeepV04(OneSpan(1, [](MsgpackWriter& w) { w.FixStr("start").U64(1ULL << 63); }));
   REQUIRE_FALSE(too_big.ok());
   CHECK(Contains(ErrorOf(too_big.status()),
                  "field 'start': uint 9223372036854775808 is out of range for int64"));
@@ -284,13 +313,12 @@ TEST_CASE("v0.4: floats in integer fields are truncated, out-of-range floats are
   CHECK(s.duration == 1500);
   CHECK(s.error == 1);
   for (double bad : {1e30, -1e30, std::nan("")}) {
-    auto r = DecodeMsgpackTracesV04(OneSpan(1, [&](MsgpackWriter& w) { w.FixStr("duration").F64(bad); }));
+    auto r = KeepV04(OneSpan(1, [&](MsgpackWriter& w) { w.FixStr("duration").F64(bad); }));
     REQUIRE_FALSE(r.ok());
     CHECK(Contains(ErrorOf(r.status()), "out of range for int64"));
   }
   // 2^64 is just past the uint64 range.
-  auto r = DecodeMsgpackTracesV04(
-      OneSpan(1, [](MsgpackWriter& w) { w.FixStr("span_id").F64(18446744073709551616.0); }));
+  auto r = KeepV04(OneSpan(1, [](MsgpackWriter& w) { w.FixStr("span_id").F64(18446744073709551616.0); }));
   CHECK_FALSE(r.ok());
 }
 
@@ -401,29 +429,29 @@ TEST_CASE("v0.4: nesting of unknown values is bounded by max_depth") {
     });
   };
   // The span map is level 3, its values level 4: 29 more arrays stay within 32.
-  CHECK(DecodeMsgpackTracesV04(nested(29)).ok());
-  auto deep = DecodeMsgpackTracesV04(nested(40));
+  CHECK(KeepV04(nested(29)).ok());
+  auto deep = KeepV04(nested(40));
   REQUIRE_FALSE(deep.ok());
   CHECK(Contains(ErrorOf(deep.status()), "nested deeper than 32 levels"));
   CHECK(Contains(ErrorOf(deep.status()), "key 'deep'"));
   // A hundred thousand levels: refused at level 33, no stack exhaustion.
-  auto very_deep = DecodeMsgpackTracesV04(nested(100000));
+  auto very_deep = KeepV04(nested(100000));
   CHECK_FALSE(very_deep.ok());
   DecodeLimits shallow;
   shallow.max_depth = 8;
-  CHECK(DecodeMsgpackTracesV04(nested(5), shallow).ok());
-  CHECK_FALSE(DecodeMsgpackTracesV04(nested(6), shallow).ok());
+  CHECK(KeepV04(nested(5), shallow).ok());
+  CHECK_FALSE(KeepV04(nested(6), shallow).ok());
 }
 
 TEST_CASE("v0.4: huge claimed counts fail fast without allocating") {
   // Five bytes claiming 2^32-1 traces.
-  auto r = DecodeMsgpackTracesV04(std::string("\xdd\xff\xff\xff\xff", 5));
+  auto r = KeepV04(std::string("\xdd\xff\xff\xff\xff", 5));
   REQUIRE_FALSE(r.ok());
   CHECK(ErrorOf(r.status()) ==
         "msgpack: array of 4294967295 elements claimed but only 0 bytes remain (at byte 0)");
   CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
   // Three bytes after the claim.
-  r = DecodeMsgpackTracesV04(std::string("\xdd\xff\xff\xff\xff\x90\x90\x90", 8));
+  r = KeepV04(std::string("\xdd\xff\xff\xff\xff\x90\x90\x90", 8));
   REQUIRE_FALSE(r.ok());
   CHECK(Contains(ErrorOf(r.status()), "array of 4294967295 elements claimed but only 3 bytes remain"));
   // A map32 claim inside a span, a str32 claim, a bin32 claim, an array claim in an unknown value.
@@ -531,7 +559,7 @@ TEST_CASE("v0.4: error messages say what and where") {
   CHECK(ErrorOf(cut.status()) == Cat("msgpack: trace 0, span 0: field 'trace_id': truncated at byte ",
                                      body.size() - 9, " (need 8 more bytes)"));
 
-  auto metric = DecodeMsgpackTracesV04(
+  auto metric = KeepV04(
       OneSpan(1, [](MsgpackWriter& w) { w.FixStr("metrics").FixMap(1).FixStr("_dd.measured").FixStr("1"); }));
   REQUIRE_FALSE(metric.ok());
   CHECK(Contains(ErrorOf(metric.status()), "field 'metrics', key '_dd.measured': expected number, got str"));
@@ -540,15 +568,15 @@ TEST_CASE("v0.4: error messages say what and where") {
   REQUIRE_FALSE(not_array.ok());
   CHECK(ErrorOf(not_array.status()) == "msgpack: expected array, got map (at byte 0)");
 
-  auto empty = DecodeMsgpackTracesV04("");
+  auto empty = DecodeMsgpackTracesV04(std::string_view());
   REQUIRE_FALSE(empty.ok());
   CHECK(ErrorOf(empty.status()) == "msgpack: truncated at byte 0 (need 1 more byte)");
 
-  auto reserved = DecodeMsgpackTracesV04(OneSpan(1, [](MsgpackWriter& w) { w.FixStr("x").Byte(0xc1); }));
+  auto reserved = KeepV04(OneSpan(1, [](MsgpackWriter& w) { w.FixStr("x").Byte(0xc1); }));
   REQUIRE_FALSE(reserved.ok());
   CHECK(Contains(ErrorOf(reserved.status()), "invalid type byte 0xc1"));
 
-  auto key = DecodeMsgpackTracesV04(OneSpan(1, [](MsgpackWriter& w) { w.FixUint(1).Nil(); }));
+  auto key = KeepV04(OneSpan(1, [](MsgpackWriter& w) { w.FixUint(1).Nil(); }));
   REQUIRE_FALSE(key.ok());
   CHECK(Contains(ErrorOf(key.status()), "trace 0, span 0: expected str or bin, got uint"));
 }
@@ -610,9 +638,9 @@ TEST_CASE("v0.4: duplicate map keys keep the last value, small and large maps") 
     w.FixStr("metrics").FixMap(2).FixStr("m").FixUint(1).FixStr("m").FixUint(2);
   }));
   REQUIRE(s.meta.size() == 3);
-  CHECK(s.meta[0] == std::pair<std::string, std::string>{"b", "2"});
-  CHECK(s.meta[1] == std::pair<std::string, std::string>{"a", "3"});
-  CHECK(s.meta[2] == std::pair<std::string, std::string>{"c", "4"});
+  CHECK(s.meta[0] == std::pair<SpanString, SpanString>{"b", "2"});
+  CHECK(s.meta[1] == std::pair<SpanString, SpanString>{"a", "3"});
+  CHECK(s.meta[2] == std::pair<SpanString, SpanString>{"c", "4"});
   REQUIRE(s.metrics.size() == 1);
   CHECK(s.metrics[0].second == 2.0);
   // 1000 entries over 100 distinct keys: the large-map path.
@@ -622,7 +650,7 @@ TEST_CASE("v0.4: duplicate map keys keep the last value, small and large maps") 
   }));
   REQUIRE(big.meta.size() == 100);
   for (const auto& [k, v] : big.meta) {
-    const int key = std::atoi(k.c_str() + 1);
+    const int key = std::atoi(k.str().c_str() + 1);
     CHECK(v == Cat("v", 900 + key));
   }
   // A repeated field replaces the earlier one.
@@ -653,7 +681,7 @@ TEST_CASE("v0.4: span links") {
   CHECK(s.span_links[0].tracestate == "dd=s:1");
   CHECK(s.span_links[0].flags == 0x80000001u);
   CHECK(s.span_links[1].flags == 0x80000001u);
-  auto bad = DecodeMsgpackTracesV04(OneSpan(1, [](MsgpackWriter& w) {
+  auto bad = KeepV04(OneSpan(1, [](MsgpackWriter& w) {
     w.FixStr("span_links").FixArray(1).FixMap(1).FixStr("flags").U64(1ULL << 32);
   }));
   REQUIRE_FALSE(bad.ok());
@@ -691,7 +719,7 @@ void GoodSpanV05(MsgpackWriter& w) {
 const std::vector<std::string> kTable = {"", "svc", "op", "res", "env", "prod", "process_id", "web"};
 
 TEST_CASE("v0.5: string-table payloads decode") {
-  auto r = DecodeMsgpackTracesV05(V05(kTable, GoodSpanV05));
+  auto r = KeepV05(V05(kTable, GoodSpanV05));
   REQUIRE(r.ok());
   REQUIRE(r->size() == 1);
   const Span& s = (*r)[0][0];
@@ -723,30 +751,30 @@ TEST_CASE("v0.5: string-table payloads decode") {
 }
 
 TEST_CASE("v0.5: indexes must be in range, shapes exact, nil refused") {
-  auto bad_index = DecodeMsgpackTracesV05(
-      V05(kTable, [](MsgpackWriter& w) { w.FixArray(12).FixUint(1).FixUint(2).U16(999); }));
+  auto bad_index =
+      KeepV05(V05(kTable, [](MsgpackWriter& w) { w.FixArray(12).FixUint(1).FixUint(2).U16(999); }));
   REQUIRE_FALSE(bad_index.ok());
   CHECK(Contains(
       ErrorOf(bad_index.status()),
       "msgpack v0.5: trace 0, span 0: field 'resource': string table index 999 out of range (the table "
       "has 8 strings)"));
 
-  auto bad_meta = DecodeMsgpackTracesV05(V05(kTable, [](MsgpackWriter& w) {
+  auto bad_meta = KeepV05(V05(kTable, [](MsgpackWriter& w) {
     w.FixArray(12).FixUint(1).FixUint(2).FixUint(3).FixUint(0).FixUint(0).FixUint(0).FixUint(0).FixUint(0);
     w.FixUint(0).FixMap(1).FixUint(4).FixUint(8);
   }));
   REQUIRE_FALSE(bad_meta.ok());
   CHECK(Contains(ErrorOf(bad_meta.status()), "field 'meta', key 'env': string table index 8 out of range"));
 
-  auto negative = DecodeMsgpackTracesV05(V05(kTable, [](MsgpackWriter& w) { w.FixArray(12).NegFixInt(-1); }));
+  auto negative = KeepV05(V05(kTable, [](MsgpackWriter& w) { w.FixArray(12).NegFixInt(-1); }));
   REQUIRE_FALSE(negative.ok());
   CHECK(Contains(ErrorOf(negative.status()), "expected a string table index, got int -1"));
 
-  auto eleven = DecodeMsgpackTracesV05(V05(kTable, [](MsgpackWriter& w) { w.FixArray(11); }));
+  auto eleven = KeepV05(V05(kTable, [](MsgpackWriter& w) { w.FixArray(11); }));
   REQUIRE_FALSE(eleven.ok());
   CHECK(Contains(ErrorOf(eleven.status()),
                  "trace 0, span 0: a v0.5 span is an array of exactly 12 elements, got 11"));
-  auto thirteen = DecodeMsgpackTracesV05(V05(kTable, [](MsgpackWriter& w) { w.FixArray(13); }));
+  auto thirteen = KeepV05(V05(kTable, [](MsgpackWriter& w) { w.FixArray(13); }));
   CHECK_FALSE(thirteen.ok());
 
   MsgpackWriter three;
@@ -757,14 +785,14 @@ TEST_CASE("v0.5: indexes must be in range, shapes exact, nil refused") {
   CHECK_FALSE(DecodeMsgpackTracesV05(MsgpackWriter().FixArray(1).FixArray(0).data()).ok());
 
   // Nil: in an index, in a number, as the meta map, in the string table, as the whole body.
-  auto nil_index = DecodeMsgpackTracesV05(V05(kTable, [](MsgpackWriter& w) { w.FixArray(12).Nil(); }));
+  auto nil_index = KeepV05(V05(kTable, [](MsgpackWriter& w) { w.FixArray(12).Nil(); }));
   REQUIRE_FALSE(nil_index.ok());
   CHECK(Contains(ErrorOf(nil_index.status()), "field 'service': nil is not allowed in v0.5"));
-  auto nil_number = DecodeMsgpackTracesV05(
-      V05(kTable, [](MsgpackWriter& w) { w.FixArray(12).FixUint(1).FixUint(2).FixUint(3).Nil(); }));
+  auto nil_number =
+      KeepV05(V05(kTable, [](MsgpackWriter& w) { w.FixArray(12).FixUint(1).FixUint(2).FixUint(3).Nil(); }));
   REQUIRE_FALSE(nil_number.ok());
   CHECK(Contains(ErrorOf(nil_number.status()), "field 'trace_id': nil is not allowed in v0.5"));
-  auto nil_meta = DecodeMsgpackTracesV05(V05(kTable, [](MsgpackWriter& w) {
+  auto nil_meta = KeepV05(V05(kTable, [](MsgpackWriter& w) {
     w.FixArray(12).FixUint(1).FixUint(2).FixUint(3).FixUint(0).FixUint(0).FixUint(0).FixUint(0).FixUint(0);
     w.FixUint(0).Nil();
   }));
@@ -782,8 +810,114 @@ TEST_CASE("v0.5: indexes must be in range, shapes exact, nil refused") {
   CHECK_FALSE(DecodeMsgpackTracesV05(nil_trace.data()).ok());
 }
 
+// True when `s` is a view into `body` (borrowed), not a copy.
+bool PointsInto(const SpanString& s, std::string_view body) {
+  return !s.owned() && s.data() >= body.data() && s.data() + s.size() <= body.data() + body.size();
+}
+
+TEST_CASE("SpanString: borrowed views, owned copies, comparisons") {
+  std::string backing = "hello world";
+  SpanString borrowed = SpanString::Borrow(std::string_view(backing).substr(0, 5));
+  CHECK_FALSE(borrowed.owned());
+  CHECK(borrowed.data() == backing.data());
+  CHECK(borrowed == "hello");
+  CHECK(borrowed == std::string("hello"));
+  CHECK(borrowed == SpanString("hello"));
+  CHECK(borrowed != "world");
+  CHECK(borrowed < SpanString("help"));
+  // Copying a borrowed string copies the view; Own() and MakeOwned copy the bytes.
+  SpanString view_copy = borrowed;
+  CHECK(view_copy.data() == backing.data());
+  SpanString deep = borrowed.Own();
+  CHECK(deep.owned());
+  CHECK(deep.data() != backing.data());
+  backing[0] = 'j';
+  CHECK(view_copy == "jello");
+  CHECK(deep == "hello");
+  // Construction from any string type owns; copies of owned strings are deep.
+  SpanString owned = std::string("temporary");
+  CHECK(owned.owned());
+  SpanString owned_copy = owned;
+  CHECK(owned_copy.data() != owned.data());
+  CHECK(owned_copy == "temporary");
+  SpanString moved = std::move(owned);
+  CHECK(moved == "temporary");
+  CHECK(owned.empty());  // NOLINT(bugprone-use-after-move): moved-from is empty by contract
+  // Assigning a string derived from itself is safe.
+  moved = moved.substr(0, 4);
+  CHECK(moved == "temp");
+  moved.Truncate(2);
+  CHECK(moved == "te");
+  CHECK(moved.owned());
+  CHECK(SpanString().empty());
+  CHECK(SpanString("") == "");
+  CHECK(sizeof(SpanString) == 16);
+
+  Span span;
+  span.service = SpanString::Borrow(backing);
+  span.meta.emplace_back(SpanString::Borrow("k"), SpanString::Borrow(backing));
+  span.metrics.emplace_back(SpanString::Borrow(backing), 1.0);
+  MakeOwned(span);
+  CHECK(span.service.owned());
+  CHECK(span.meta[0].first.owned());
+  CHECK(span.meta[0].second.owned());
+  CHECK(span.metrics[0].first.owned());
+  backing.assign(backing.size(), 'x');
+  CHECK(span.service == "jello world");
+  CHECK(*Find(span.meta, "k") == "jello world");
+}
+
+TEST_CASE("decoded strings borrow from the body; only repaired ones are copies") {
+  MsgpackWriter w;
+  w.FixArray(1).FixArray(1).FixMap(5);
+  w.FixStr("service").Str("a-service-name-longer-than-sso");
+  w.FixStr("name").Str("op");
+  w.FixStr("resource").Str("bad \xff utf-8");
+  w.FixStr("meta").FixMap(2).FixStr("k").Str("a value well past fifteen bytes").FixStr("bad\xfe").FixStr("v");
+  w.FixStr("metrics").FixMap(1).FixStr("m").FixUint(1);
+  const std::string& body = w.data();
+  auto traces = DecodeMsgpackTracesV04(body);
+  REQUIRE(traces.ok());
+  const Span& s = (*traces)[0][0];
+  CHECK(PointsInto(s.service, body));
+  CHECK(PointsInto(s.name, body));
+  CHECK(s.resource.owned());
+  CHECK(s.resource == Cat("bad ", kFffd, " utf-8"));
+  CHECK(PointsInto(s.meta[0].first, body));
+  CHECK(PointsInto(s.meta[0].second, body));
+  CHECK(s.meta[1].first.owned());
+  CHECK(PointsInto(s.meta[1].second, body));
+  CHECK(PointsInto(s.metrics[0].first, body));
+
+  // v0.5: table entries are views into the body, repaired ones copied into each span.
+  const std::string v05 = V05({"", "svc", "op", "r\xff", "env", "prod", "m", "web"}, GoodSpanV05);
+  auto decoded = DecodeMsgpackTracesV05(v05);
+  REQUIRE(decoded.ok());
+  const Span& t = (*decoded)[0][0];
+  CHECK(PointsInto(t.service, v05));
+  CHECK(PointsInto(t.meta[0].second, v05));
+  CHECK(t.resource.owned());
+  CHECK(t.resource == Cat("r", kFffd));
+
+  // v0.7: spans borrow, payload-level strings are copies.
+  MsgpackWriter p;
+  p.FixMap(2).FixStr("language_name").FixStr("go");
+  p.FixStr("chunks").FixArray(1).FixMap(1).FixStr("spans").FixArray(1).FixMap(1).FixStr("service").Str("svc");
+  auto payload = DecodeMsgpackTracerPayloadV07(p.data());
+  REQUIRE(payload.ok());
+  CHECK(payload->language_name == "go");
+  CHECK(PointsInto(payload->chunks[0].spans[0].service, p.data()));
+
+  // JSON strings are unescaped into the parser's memory: always copies.
+  const std::string json = R"([[{"service":"svc","meta":{"k":"v"}}]])";
+  auto from_json = DecodeJsonTraces(json);
+  REQUIRE(from_json.ok());
+  CHECK((*from_json)[0][0].service.owned());
+  CHECK((*from_json)[0][0].meta[0].second.owned());
+}
+
 TEST_CASE("v0.5: invalid UTF-8 in the table is repaired once, string amplification is bounded") {
-  auto r = DecodeMsgpackTracesV05(V05({"", "bad\xff", "op", "res", "env", "prod", "m", "web"}, GoodSpanV05));
+  auto r = KeepV05(V05({"", "bad\xff", "op", "res", "env", "prod", "m", "web"}, GoodSpanV05));
   REQUIRE(r.ok());
   CHECK((*r)[0][0].service == Cat("bad", kFffd));
 
@@ -809,7 +943,7 @@ TEST_CASE("v0.5: invalid UTF-8 in the table is repaired once, string amplificati
 
   limits = {};
   limits.max_dictionary_entries = 1;
-  CHECK_FALSE(DecodeMsgpackTracesV05(V05(kTable, GoodSpanV05), limits).ok());
+  CHECK_FALSE(KeepV05(V05(kTable, GoodSpanV05), limits).ok());
 }
 
 // ---------------------------------------------------------------------------------------------

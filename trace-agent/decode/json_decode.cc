@@ -143,7 +143,10 @@ class JsonDecoder {
 
   bool CountString(size_t n);
   bool Store(std::string_view raw, std::string* out);
-  bool ReadString(const Value& v, std::string* out);
+  // JSON strings are unescaped into the parser's document, which dies with the decoder: the span
+  // model gets owned copies.
+  bool Store(std::string_view raw, SpanString* out);
+  bool ReadString(const Value& v, SpanString* out);
   bool ReadUint64(const Value& v, uint64_t* out);
   bool ReadInt64(const Value& v, int64_t* out);
   bool ReadInt32(const Value& v, int32_t* out);
@@ -222,7 +225,14 @@ bool JsonDecoder::Store(std::string_view raw, std::string* out) {
   return true;
 }
 
-bool JsonDecoder::ReadString(const Value& v, std::string* out) {
+bool JsonDecoder::Store(std::string_view raw, SpanString* out) {
+  std::string copy;
+  if (!Store(raw, &copy)) return false;
+  *out = SpanString(copy);
+  return true;
+}
+
+bool JsonDecoder::ReadString(const Value& v, SpanString* out) {
   if (v.IsNull()) {
     out->clear();
     return true;
@@ -374,8 +384,11 @@ bool JsonDecoder::ReadBytesMap(const Value& v, StringMap* out) {
       entry.second.clear();
     } else if (!it->value.IsString()) {
       return TypeError("base64 string", it->value);
-    } else if (!CountString(it->value.GetStringLength()) || !DecodeBase64(View(it->value), &entry.second)) {
-      return error_.empty() ? Fail("invalid base64") : false;
+    } else {
+      std::string bytes;
+      if (!CountString(it->value.GetStringLength()) || !DecodeBase64(View(it->value), &bytes))
+        return error_.empty() ? Fail("invalid base64") : false;
+      entry.second = SpanString(bytes);
     }
     has_key_ = false;
   }

@@ -125,8 +125,8 @@ class Decoder {
   // nil_allowed_ (everything but v0.5).
   bool ReadKey(std::string_view* raw);
   bool ReadString(std::string* out);
-  bool ReadBytes(std::string* out);
-  bool Store(std::string_view raw, std::string* out);
+  bool ReadString(SpanString* out);
+  bool ReadBytes(SpanString* out);
   bool IsText(std::string_view raw) const { return r_.ShortAscii(raw) || IsValidUtf8(raw); }
   std::string MakeString(std::string_view raw) const {
     if (IsText(raw)) [[likely]] {
@@ -135,6 +135,14 @@ class Decoder {
     std::string repaired;
     AssignRepairedUtf8(raw, &repaired);
     return repaired;
+  }
+  // Valid UTF-8 borrows from the body (the span model's lifetime rule, span.h); only a repaired
+  // string is a copy of its own.
+  SpanString MakeSpanString(std::string_view raw) const {
+    if (IsText(raw)) [[likely]] {
+      return SpanString::Borrow(raw);
+    }
+    return SpanString(MakeString(raw));
   }
   bool ReadStringView(std::string_view* out);
   // Adds to the estimate of the decoded payload's memory (max_decoded_bytes): struct sizes for
@@ -169,8 +177,8 @@ class Decoder {
 
   // v0.5.
   bool ReadStringTable();
-  bool ReadIndex(std::string_view* out);
-  bool ReadIndexed(std::string* out);
+  bool ReadIndex(const SpanString** out);
+  bool ReadIndexed(SpanString* out);
   bool ReadSpanV05(Span* span);
 
   const DecodeLimits& limits_;
@@ -180,11 +188,9 @@ class Decoder {
   size_t spans_ = 0;
   size_t decoded_bytes_ = 0;
   bool charge_strings_ = true;
-  // v0.5 string table: views into the body, or into repaired_ for entries that needed a UTF-8 fix
-  // (held by pointer, so those strings never move while views point at them; unlike a deque, an
-  // empty vector costs no allocation on the v0.4 path).
-  std::vector<std::string_view> table_;
-  std::vector<std::unique_ptr<std::string>> repaired_;
+  // v0.5 string table: views into the body, or owned copies for entries that needed a UTF-8 fix
+  // (spans get owned copies of those: the table does not outlive the decoder).
+  std::vector<SpanString> table_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -192,12 +198,6 @@ class Decoder {
 
 bool Decoder::OverBudget() {
   return r_.FailLimit(Cat("decoded payload exceeds the limit of ", limits_.max_decoded_bytes, " bytes"));
-}
-
-bool Decoder::Store(std::string_view raw, std::string* out) {
-  if (!ChargeString(raw.size())) return false;
-  *out = MakeString(raw);
-  return true;
 }
 
 // A str or bin value as a view, nil (where allowed) reading as empty.
@@ -225,15 +225,22 @@ bool Decoder::ReadString(std::string* out) {
   return true;
 }
 
-// meta_struct values are opaque bytes (msgpack-encoded structures): no UTF-8 repair.
-bool Decoder::ReadBytes(std::string* out) {
+bool Decoder::ReadString(SpanString* out) {
+  std::string_view raw;
+  if (!ReadStringView(&raw)) return false;
+  *out = MakeSpanString(raw);
+  return true;
+}
+
+// meta_struct values are opaque bytes (msgpack-encoded structures): no UTF-8 repair, borrowed.
+bool Decoder::ReadBytes(SpanString* out) {
   if (r_.TryNil()) {
     out->clear();
     return true;
   }
   std::string_view raw;
   if (!r_.ReadStr(&raw, /*allow_bin=*/true) || !ChargeString(raw.size())) return false;
-  out->assign(raw.data(), raw.size());
+  *out = SpanString::Borrow(raw);
   return true;
 }
 
@@ -436,12 +443,10 @@ bool Decoder::ReadStringMap(StringMap* map) {
     if (!ReadStringView(&value)) return false;
     where_.has_key = false;
     if (IsText(key) && IsText(value)) [[likely]] {
-      // Construct in place: no temporaries to move and destroy.
-      map->emplace_back(std::piecewise_construct, std::forward_as_tuple(key.data(), key.size()),
-                        std::forward_as_tuple(value.data(), value.size()));
+      map->emplace_back(SpanString::Borrow(key), SpanString::Borrow(value));
       keys.Add(key);
     } else {
-      keys.Add(map->emplace_back(MakeString(key), MakeString(value)).first);
+      keys.Add(map->emplace_back(MakeSpanString(key), MakeSpanString(value)).first);
     }
   }
   if (keys.possible_duplicate()) DedupeKeepLast(map);
@@ -462,13 +467,7 @@ bool Decoder::ReadNumberMap(NumberMap* map) {
     double value;
     if (!ReadDouble(&value)) return false;
     where_.has_key = false;
-    if (IsText(key)) [[likely]] {
-      map->emplace_back(std::piecewise_construct, std::forward_as_tuple(key.data(), key.size()),
-                        std::forward_as_tuple(value));
-      keys.Add(key);
-    } else {
-      keys.Add(map->emplace_back(MakeString(key), value).first);
-    }
+    keys.Add(map->emplace_back(MakeSpanString(key), value).first);
   }
   if (keys.possible_duplicate()) DedupeKeepLast(map);
   return true;
@@ -483,7 +482,8 @@ bool Decoder::ReadBytesMap(StringMap* map) {
   for (uint32_t i = 0; i < count; ++i) {
     auto& entry = map->emplace_back();
     std::string_view key;
-    if (!ReadKey(&key) || !Store(key, &entry.first)) return false;
+    if (!ReadKey(&key) || !ChargeString(key.size())) return false;
+    entry.first = MakeSpanString(key);
     keys.Add(entry.first);
     where_.has_key = true;
     where_.key = key;
@@ -787,7 +787,7 @@ bool Decoder::ReadStringTable() {
     return r_.FailLimit(
         Cat("string table of ", count, " entries exceeds the limit of ", limits_.max_dictionary_entries));
   }
-  if (!Charge(count * sizeof(std::string_view))) return false;
+  if (!Charge(count * sizeof(SpanString))) return false;
   table_.reserve(count);
   where_.outer_name = "string table entry";
   for (uint32_t i = 0; i < count; ++i) {
@@ -795,12 +795,10 @@ bool Decoder::ReadStringTable() {
     std::string_view raw;
     if (!r_.ReadStr(&raw, /*allow_bin=*/true)) return false;
     if (IsValidUtf8(raw)) {
-      table_.push_back(raw);
+      table_.push_back(SpanString::Borrow(raw));
     } else {
       if (!Charge(raw.size() * 3)) return false;  // at worst every byte becomes U+FFFD
-      auto& repaired = repaired_.emplace_back(std::make_unique<std::string>());
-      AssignRepairedUtf8(raw, repaired.get());
-      table_.push_back(*repaired);
+      table_.push_back(SpanString(MakeString(raw)));
     }
   }
   where_.outer_name = "trace";
@@ -808,7 +806,7 @@ bool Decoder::ReadStringTable() {
   return true;
 }
 
-bool Decoder::ReadIndex(std::string_view* out) {
+bool Decoder::ReadIndex(const SpanString** out) {
   Number n;
   size_t at;
   if (!ReadNumber(&n, "string table index", &at)) return false;
@@ -824,14 +822,16 @@ bool Decoder::ReadIndex(std::string_view* out) {
     return r_.FailValueAt(
         Cat("string table index ", index, " out of range (the table has ", table_.size(), " strings)"), at);
   }
-  *out = table_[index];
+  *out = &table_[index];
   return true;
 }
 
-bool Decoder::ReadIndexed(std::string* out) {
-  std::string_view s;
-  if (!ReadIndex(&s) || !ChargeString(s.size())) return false;
-  out->assign(s.data(), s.size());  // the table was UTF-8-checked once, when it was read
+// A borrowed table entry is borrowed again; a repaired one is copied (the table dies with the
+// decoder). The table was UTF-8-checked once, when it was read.
+bool Decoder::ReadIndexed(SpanString* out) {
+  const SpanString* s;
+  if (!ReadIndex(&s) || !ChargeString(s->size())) return false;
+  *out = *s;
   return true;
 }
 
@@ -868,14 +868,14 @@ bool Decoder::ReadSpanV05(Span* span) {
   span->meta.reserve(entries);
   DuplicateKeyFilter keys;
   for (uint32_t i = 0; i < entries; ++i) {
-    std::string_view key;
-    if (!ReadIndex(&key) || !ChargeString(key.size())) return false;
+    const SpanString* key;
+    if (!ReadIndex(&key) || !ChargeString(key->size())) return false;
     where_.has_key = true;
-    where_.key = key;
-    std::string_view value;
-    if (!ReadIndex(&value) || !ChargeString(value.size())) return false;
+    where_.key = *key;
+    const SpanString* value;
+    if (!ReadIndex(&value) || !ChargeString(value->size())) return false;
     where_.has_key = false;
-    keys.Add(span->meta.emplace_back(std::string(key), std::string(value)).first);
+    keys.Add(span->meta.emplace_back(*key, *value).first);
   }
   if (keys.possible_duplicate()) DedupeKeepLast(&span->meta);
 
@@ -888,14 +888,14 @@ bool Decoder::ReadSpanV05(Span* span) {
   span->metrics.reserve(entries);
   DuplicateKeyFilter metric_keys;
   for (uint32_t i = 0; i < entries; ++i) {
-    std::string_view key;
-    if (!ReadIndex(&key) || !ChargeString(key.size())) return false;
+    const SpanString* key;
+    if (!ReadIndex(&key) || !ChargeString(key->size())) return false;
     where_.has_key = true;
-    where_.key = key;
+    where_.key = *key;
     double value;
     if (!ReadDouble(&value)) return false;
     where_.has_key = false;
-    metric_keys.Add(span->metrics.emplace_back(std::string(key), value).first);
+    metric_keys.Add(span->metrics.emplace_back(*key, value).first);
   }
   if (metric_keys.possible_duplicate()) DedupeKeepLast(&span->metrics);
 

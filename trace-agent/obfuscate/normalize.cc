@@ -190,8 +190,8 @@ bool SameTraceId(const Span& a, const Span& b) {
   if (a.trace_id != b.trace_id) return false;
   // Tracers put the high 64 bits of a 128-bit ID only on the first span of a chunk: compare them only
   // when both spans carry them.
-  const std::string* high_a = Find(a.meta, kTraceIdHighKey);
-  const std::string* high_b = Find(b.meta, kTraceIdHighKey);
+  const SpanString* high_a = Find(a.meta, kTraceIdHighKey);
+  const SpanString* high_b = Find(b.meta, kTraceIdHighKey);
   if (high_a == nullptr || high_b == nullptr) return true;
   return *high_a == *high_b;
 }
@@ -205,7 +205,7 @@ bool MetricEquals(const NumberMap& metrics, std::string_view key, double value) 
 // wins, as a map assignment would in the agent).
 // Returns the entry's index afterwards.
 template <typename Map>
-size_t RenameKey(Map& map, size_t index, std::string key) {
+size_t RenameKey(Map& map, size_t index, SpanString key) {
   for (size_t j = 0; j < map.size(); ++j) {
     if (j != index && map[j].first == key) {
       map.erase(map.begin() + static_cast<std::ptrdiff_t>(j));
@@ -395,7 +395,7 @@ absl::Status NormalizeSpan(Span& span, const NormalizeOptions& options, Normaliz
   }
 
   if (options.component_to_name) {
-    const std::string* component = Find(span.meta, kComponentKey);
+    const SpanString* component = Find(span.meta, kComponentKey);
     if (component != nullptr && !component->empty()) span.name = *component;
   }
 
@@ -519,14 +519,14 @@ void SetChunkAttributes(TraceChunk& chunk, size_t root_index) {
     if (priority) chunk.priority = *priority;
   }
   if (chunk.origin.empty()) {
-    const std::string* origin = Find(root.meta, kOriginKey);
+    const SpanString* origin = Find(root.meta, kOriginKey);
     if (origin != nullptr) chunk.origin = *origin;
   }
   if (Find(chunk.tags, kDecisionMakerKey) == nullptr) {
     for (const Span& span : chunk.spans) {
-      const std::string* dm = Find(span.meta, kDecisionMakerKey);
+      const SpanString* dm = Find(span.meta, kDecisionMakerKey);
       if (dm != nullptr) {
-        Set(chunk.tags, kDecisionMakerKey, *dm);
+        SetStaticKey(chunk.tags, kDecisionMakerKey, *dm);
         break;
       }
     }
@@ -536,14 +536,13 @@ void SetChunkAttributes(TraceChunk& chunk, size_t root_index) {
 void TruncateSpan(Span& span, const NormalizeOptions& options, NormalizeStats* stats) {
   if (span.resource.size() > options.max_resource_len) {
     CountFix(stats, NormalizeFix::kResourceTruncate);
-    span.resource.resize(TruncateUtf8(span.resource, options.max_resource_len).size());
+    span.resource.Truncate(TruncateUtf8(span.resource, options.max_resource_len).size());
   }
   for (size_t i = 0; i < span.meta.size(); ++i) {
-    std::string& value = span.meta[i].second;
+    SpanString& value = span.meta[i].second;
     if (value.size() > kMaxMetaValueLen) {
       CountFix(stats, NormalizeFix::kMetaValueTruncate);
-      value.resize(TruncateUtf8(value, kMaxMetaValueLen).size());
-      value.append("...");
+      value = SpanString(strings::Cat(TruncateUtf8(value, kMaxMetaValueLen), "..."));
     }
     if (span.meta[i].first.size() > kMaxMetaKeyLen) {
       CountFix(stats, NormalizeFix::kMetaKeyTruncate);
@@ -569,7 +568,7 @@ void ComputeTopLevel(Trace& spans) {
       auto it = index_by_id.find(span.parent_id);
       if (it != index_by_id.end() && spans[it->second].service == span.service) continue;
     }
-    Set(span.metrics, kTopLevelKey, 1);
+    SetStaticKey(span.metrics, kTopLevelKey, 1);
   }
 }
 
@@ -579,7 +578,7 @@ void MarkTopLevel(Trace& spans, bool client_computed_top_level) {
     return;
   }
   for (Span& span : spans) {
-    if (MetricEquals(span.metrics, kTracerTopLevelKey, 1)) Set(span.metrics, kTopLevelKey, 1);
+    if (MetricEquals(span.metrics, kTracerTopLevelKey, 1)) SetStaticKey(span.metrics, kTopLevelKey, 1);
   }
 }
 

@@ -25,7 +25,7 @@ constexpr std::string_view kErrorStackKey = "error.stack";
 constexpr std::string_view kJsonSqlFailure =
     "Datadog-agent failed to obfuscate SQL string. Enable agent debug logs for more info.";
 
-std::string* FindValue(StringMap& map, std::string_view key) {
+SpanString* FindValue(StringMap& map, std::string_view key) {
   for (auto& [k, v] : map) {
     if (k == key) return &v;
   }
@@ -95,10 +95,10 @@ void Obfuscator::ObfuscateSqlSpan(Span& span) {
   // result; a different statement is obfuscated on its own; one that does not parse is replaced.
   auto obfuscate_attribute = [this, &span](std::string_view key, std::string_view raw,
                                            std::string_view obfuscated) {
-    std::string* value = FindValue(span.meta, key);
+    SpanString* value = FindValue(span.meta, key);
     if (value == nullptr || value->empty()) return;
     if (!raw.empty() && *value == raw) {
-      *value = std::string(obfuscated);
+      *value = SpanString(obfuscated);
       return;
     }
     absl::StatusOr<std::shared_ptr<const ObfuscatedQuery>> result = ObfuscateSql(*value);
@@ -111,24 +111,24 @@ void Obfuscator::ObfuscateSqlSpan(Span& span) {
     }
     return;
   }
-  std::string raw = std::move(span.resource);
+  const SpanString raw = std::move(span.resource);
   absl::StatusOr<std::shared_ptr<const ObfuscatedQuery>> result = ObfuscateSql(raw);
   // Never keep the raw statement: a query we cannot tokenize may still hold literals.
   const std::string_view obfuscated = result.ok() ? std::string_view((*result)->query) : kNonParsableSql;
-  span.resource = std::string(obfuscated);
+  span.resource = SpanString(obfuscated);
 
   // sql.query always carries the obfuscated statement (set when absent, as the agent did for years);
   // a different statement already there is obfuscated on its own, as the current agent does.
-  std::string* sql_query = FindValue(span.meta, kSqlQueryKey);
+  SpanString* sql_query = FindValue(span.meta, kSqlQueryKey);
   if (sql_query != nullptr && !sql_query->empty() && *sql_query != raw) {
     obfuscate_attribute(kSqlQueryKey, raw, obfuscated);
   } else {
-    Set(span.meta, kSqlQueryKey, std::string(obfuscated));
+    SetStaticKey(span.meta, kSqlQueryKey, SpanString(obfuscated));
   }
   obfuscate_attribute(kDbStatementKey, raw, obfuscated);
   obfuscate_attribute(kDbQueryTextKey, raw, obfuscated);
   if (result.ok() && !(*result)->metadata.tables_csv.empty()) {
-    Set(span.meta, kSqlTablesKey, (*result)->metadata.tables_csv);
+    SetStaticKey(span.meta, kSqlTablesKey, (*result)->metadata.tables_csv);
   }
 }
 
@@ -138,7 +138,7 @@ void Obfuscator::ObfuscateSpan(Span& span) {
       // The value test first: it rejects almost every value on its first bytes, where the key
       // test walks a ~35-entry allow-list for every tag. Both must hold either way.
       if (IsCreditCardNumber(value) && ShouldScanForCreditCard(key)) {
-        value = "?";
+        value = SpanString::Borrow("?");  // a literal: lives forever
         credit_cards_.fetch_add(1, std::memory_order_relaxed);
       }
     }
@@ -152,12 +152,12 @@ void Obfuscator::ObfuscateSpan(Span& span) {
     span.resource = QuantizeRedis(span.resource);
     const bool valkey = type == "valkey";
     const RedisObfuscationOptions& redis = valkey ? options_.valkey : options_.redis;
-    std::string* command = FindValue(span.meta, valkey ? kValkeyRawCommandKey : kRedisRawCommandKey);
+    SpanString* command = FindValue(span.meta, valkey ? kValkeyRawCommandKey : kRedisRawCommandKey);
     if (redis.enabled && command != nullptr && !command->empty()) {
       *command = redis.remove_all_args ? RemoveAllRedisArgs(*command) : ObfuscateRedis(*command);
     }
   } else if (type == "memcached") {
-    std::string* command = FindValue(span.meta, kMemcachedCommandKey);
+    SpanString* command = FindValue(span.meta, kMemcachedCommandKey);
     if (options_.memcached.enabled && command != nullptr && !command->empty()) {
       std::string obfuscated = ObfuscateMemcached(*command);
       if (obfuscated.empty()) {
@@ -167,14 +167,18 @@ void Obfuscator::ObfuscateSpan(Span& span) {
       }
     }
   } else if (type == "web" || type == "http") {
-    std::string* url = FindValue(span.meta, kHttpUrlKey);
-    if (url != nullptr && !url->empty()) *url = ObfuscateUrl(*url);
+    SpanString* url = FindValue(span.meta, kHttpUrlKey);
+    if (url != nullptr && !url->empty()) {
+      // Usually unchanged (only userinfo goes by default): then the value keeps borrowing.
+      std::string obfuscated = ObfuscateUrl(*url);
+      if (obfuscated != url->view()) *url = SpanString(obfuscated);
+    }
   } else if (type == "mongodb") {
-    std::string* query = FindValue(span.meta, kMongoDbQueryKey);
+    SpanString* query = FindValue(span.meta, kMongoDbQueryKey);
     if (mongodb_ != nullptr && query != nullptr && !query->empty())
       *query = ObfuscateJson(mongodb_.get(), *query);
   } else if (type == "elasticsearch" || type == "opensearch") {
-    std::string* body = FindValue(span.meta, kElasticsearchBodyKey);
+    SpanString* body = FindValue(span.meta, kElasticsearchBodyKey);
     if (elasticsearch_ != nullptr && body != nullptr && !body->empty()) {
       *body = ObfuscateJson(elasticsearch_.get(), *body);
     }
@@ -186,7 +190,7 @@ void Obfuscator::ObfuscateSpan(Span& span) {
 
   if (options_.remove_stack_traces) {
     // The agent implements this as a replace_tags rule: the whole value becomes "?".
-    if (std::string* stack = FindValue(span.meta, kErrorStackKey)) *stack = "?";
+    if (SpanString* stack = FindValue(span.meta, kErrorStackKey)) *stack = SpanString::Borrow("?");
   }
 }
 

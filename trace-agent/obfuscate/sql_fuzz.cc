@@ -33,8 +33,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Obfuscator obfuscator(options);
   Span span;
   span.type = "sql";
-  span.resource = std::string(query);
-  Set(span.meta, "db.statement", std::string(query.substr(0, query.size() / 2)));
+  // Borrowed from the input, as decoded spans borrow from the request body.
+  span.resource = SpanString::Borrow(query);
+  Set(span.meta, "db.statement", SpanString::Borrow(query.substr(0, query.size() / 2)));
   obfuscator.ObfuscateSpan(span);
   (void)obfuscator.ObfuscateStatsResource("sql", query);
   return 0;

@@ -87,6 +87,96 @@ std::string ContainerIdForPid(pid_t pid, const std::string& proc_root) {
   return "";
 }
 
+std::string ReceiverTagStats::CounterValue(std::string_view value) {
+  std::string out(value.substr(0, kMaxValueBytes));
+  for (char& c : out) {
+    const bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '_' || c == '-' || c == '/' || c == '+' || c == '@' || c == ':';
+    if (!keep) c = '_';
+  }
+  return out;
+}
+
+void ReceiverTagStats::AddPayload(const TracerPayload& payload, std::string_view lang,
+                                  std::string_view tracer_version, size_t body_bytes) {
+  // Per service in this payload (a handful at most): traces and spans.
+  struct Share {
+    std::string_view service;
+    int64_t traces = 0;
+    int64_t spans = 0;
+  };
+  std::vector<Share> shares;
+  int64_t total_spans = 0;
+  for (const TraceChunk& chunk : payload.chunks) {
+    std::string_view service;
+    if (!chunk.spans.empty()) {
+      const Span* root = &chunk.spans.front();
+      for (const Span& span : chunk.spans) {
+        if (span.parent_id == 0) {
+          root = &span;
+          break;
+        }
+      }
+      service = root->service;
+    }
+    Share* share = nullptr;
+    for (Share& s : shares) {
+      if (s.service == service) share = &s;
+    }
+    if (share == nullptr) share = &shares.emplace_back(Share{service, 0, 0});
+    share->traces += 1;
+    share->spans += static_cast<int64_t>(chunk.spans.size());
+    total_spans += static_cast<int64_t>(chunk.spans.size());
+  }
+  if (shares.empty()) shares.push_back(Share{});  // an empty payload still counts, with its bytes
+  const std::string suffix =
+      strings::Cat(",lang=", CounterValue(lang), ",tracer_version=", CounterValue(tracer_version));
+  const int64_t bytes = static_cast<int64_t>(body_bytes);
+  int64_t bytes_left = bytes;
+
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = 0; i < shares.size(); ++i) {
+    const Share& share = shares[i];
+    // Bytes in proportion to spans (evenly by trace when there are no spans); the last share takes
+    // the rounding remainder, so the shares add up to the body size.
+    int64_t share_bytes = bytes_left;
+    if (i + 1 < shares.size()) {
+      share_bytes =
+          total_spans > 0 ? bytes * share.spans / total_spans : bytes / static_cast<int64_t>(shares.size());
+      bytes_left -= share_bytes;
+    }
+    std::string key = strings::Cat("service=", CounterValue(share.service), suffix);
+    Totals* totals;
+    auto it = by_tag_set_.find(key);
+    if (it != by_tag_set_.end()) {
+      totals = &it->second;
+    } else if (by_tag_set_.size() < max_tag_sets_) {
+      totals = &by_tag_set_[std::move(key)];
+    } else {
+      totals = &other_;
+      ++overflow_;
+    }
+    totals->payloads += 1;
+    totals->traces += share.traces;
+    totals->spans += share.spans;
+    totals->bytes += share_bytes;
+  }
+}
+
+void ReceiverTagStats::AppendCounters(std::map<std::string, int64_t>* out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto add = [out](std::string_view set, const Totals& t) {
+    (*out)[strings::Cat("payloads_received:", set)] += t.payloads;
+    (*out)[strings::Cat("traces_received:", set)] += t.traces;
+    (*out)[strings::Cat("spans_received:", set)] += t.spans;
+    (*out)[strings::Cat("bytes_received:", set)] += t.bytes;
+  };
+  for (const auto& [set, totals] : by_tag_set_) add(set, totals);
+  if (overflow_ > 0) add("other", other_);
+  (*out)["received_tag_sets"] = static_cast<int64_t>(by_tag_set_.size());
+  (*out)["received_tag_sets_overflow"] = overflow_;
+}
+
 Receiver::Receiver(ReceiverOptions options, TraceProcessor* processor, ProxyFunction proxy,
                    DogstatsdFunction dogstatsd)
     : options_(std::move(options)),
@@ -152,6 +242,7 @@ std::map<std::string, int64_t> Receiver::Counters() const {
     out["refused_too_large"] += c.rejected_too_large;
     out["http_errors"] += c.errors;
   }
+  tag_stats_.AppendCounters(&out);
   return out;
 }
 
@@ -309,11 +400,14 @@ http::HttpReply Receiver::HandleTraces(const http::HttpRequest& request, const s
   for (const auto& chunk : payload->chunks) spans += static_cast<int64_t>(chunk.spans.size());
   Count("traces_received", static_cast<int64_t>(payload->chunks.size()));
   Count("spans_received", spans);
-  if (!ctx.lang.empty())
-    Count("traces_received_lang:" + ctx.lang.substr(0, 32), static_cast<int64_t>(payload->chunks.size()));
+  if (!ctx.lang.empty()) {
+    Count("traces_received_lang:" + ReceiverTagStats::CounterValue(ctx.lang.substr(0, 32)),
+          static_cast<int64_t>(payload->chunks.size()));
+  }
   if (payload->language_name.empty()) payload->language_name = ctx.lang;
   if (payload->language_version.empty()) payload->language_version = ctx.lang_version;
   if (payload->tracer_version.empty()) payload->tracer_version = ctx.tracer_version;
+  tag_stats_.AddPayload(*payload, payload->language_name, payload->tracer_version, request.body.size());
   if (payload->container_id.empty()) payload->container_id = ctx.container_id;
   processor_->Process(*std::move(payload), ctx);
   if (version == "v0.3") return http::HttpReply::Text(200, "OK\n");

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "common/http/server.h"
@@ -35,10 +36,51 @@ struct RequestContext {
   std::optional<pid_t> peer_pid;  // unix socket callers
 };
 
+// What the receiver took in, per (service, lang, tracer version): payloads, traces, spans and body
+// bytes, like the Datadog receiver's per-tag stats (pkg/trace/info), reported with the receiver's
+// counters. A chunk counts under its root's service (the first span with parent_id 0, else its first
+// span), as sent, before normalization. A payload counts once under every combination it holds, and
+// its bytes are shared out by span count. Bounded: the first `max_tag_sets` combinations are kept,
+// later ones add up under "other", and each payload share folded there is counted.
+class ReceiverTagStats {
+ public:
+  static constexpr size_t kDefaultMaxTagSets = 64;
+  // Longest service, lang or tracer version kept in a counter name.
+  static constexpr size_t kMaxValueBytes = 64;
+
+  explicit ReceiverTagStats(size_t max_tag_sets = kDefaultMaxTagSets) : max_tag_sets_(max_tag_sets) {}
+
+  void AddPayload(const TracerPayload& payload, std::string_view lang, std::string_view tracer_version,
+                  size_t body_bytes);
+  // Adds "payloads_received:<set>", "traces_received:<set>", "spans_received:<set>",
+  // "bytes_received:<set>" with <set> = "service=<s>,lang=<l>,tracer_version=<v>" (or "other"), plus
+  // "received_tag_sets" and "received_tag_sets_overflow".
+  void AppendCounters(std::map<std::string, int64_t>* out) const;
+
+  // A value as it appears in a counter name: ASCII letters, digits and "._-/+@:" kept, anything
+  // else '_', at most kMaxValueBytes (counter names travel as protobuf map keys: valid UTF-8 only).
+  static std::string CounterValue(std::string_view value);
+
+ private:
+  struct Totals {
+    int64_t payloads = 0;
+    int64_t traces = 0;
+    int64_t spans = 0;
+    int64_t bytes = 0;
+  };
+  const size_t max_tag_sets_;
+  mutable std::mutex mu_;
+  std::map<std::string, Totals, std::less<>> by_tag_set_;
+  Totals other_;
+  int64_t overflow_ = 0;
+};
+
 class TraceProcessor {
  public:
   virtual ~TraceProcessor() = default;
-  // Takes a decoded payload through normalize → obfuscate → stats → sample → write.
+  // Takes a decoded payload through normalize → obfuscate → stats → sample → write. The payload's
+  // spans borrow from the request body, which lives until Process returns: nothing may keep a span
+  // string beyond that without copying it (see span.h).
   virtual void Process(TracerPayload payload, const RequestContext& context) = 0;
   // Client-computed stats from /v0.6/stats (msgpack body as received).
   virtual absl::Status ProcessClientStats(std::string_view body, const RequestContext& context) = 0;
@@ -76,6 +118,9 @@ struct ReceiverOptions {
   // admitted, however large). A request that does not fit waits up to `overload_timeout`, then is
   // refused and counted (payloads_refused, traces_refused): answered 200 with the usual body, so
   // old tracers do not retry, or 429 when the tracer sent Datadog-Send-Real-Http-Status.
+  // Decoded spans borrow their strings from the body (span.h), and Process runs to completion (the
+  // payload encoded, stats taken) inside the request: a body is counted here for exactly as long as
+  // anything refers to it.
   size_t max_inflight_bytes = 8 * 1024 * 1024;
   std::chrono::milliseconds overload_timeout{1000};
 };
@@ -123,6 +168,7 @@ class Receiver {
   std::unique_ptr<http::HttpServer> unix_;
   mutable std::mutex counters_mu_;
   std::map<std::string, int64_t> counters_;
+  ReceiverTagStats tag_stats_;
   std::mutex inflight_mu_;
   std::condition_variable inflight_cv_;
   size_t inflight_bytes_ = 0;

@@ -19,7 +19,7 @@ constexpr std::string_view kBaseServiceKey = "_dd.base_service";
 
 // Equality against a literal of the same length, checking the first and last bytes before memcmp: most meta
 // keys of a candidate's length differ there, and the call to memcmp is what costs on the hot path.
-inline bool SameKey(const std::string& k, std::string_view lit) {
+inline bool SameKey(const SpanString& k, std::string_view lit) {
   return k.front() == lit.front() && k.back() == lit.back() && std::string_view(k) == lit;
 }
 

@@ -48,7 +48,7 @@ bool ContainsError(const std::vector<Span>& spans, bool consider_exception_event
   for (const auto& s : spans) {
     if (s.error != 0) return true;
     if (consider_exception_events) {
-      const std::string* v = Find(s.meta, kHasExceptionKey);
+      const SpanString* v = Find(s.meta, kHasExceptionKey);
       if (v && *v == "true") return true;
     }
   }
@@ -129,7 +129,7 @@ class PrioritySampler {
         HasMetric(*root, kDeprecatedRateKey)) {
       return;
     }
-    Set(root->metrics, kDeprecatedRateKey, core_.SignatureRate(sig));
+    SetStaticKey(root->metrics, kDeprecatedRateKey, core_.SignatureRate(sig));
   }
 
   void RefreshRates() {
@@ -319,7 +319,7 @@ class RareSampler {
     }
     Add(seen, now + ttl_, s);
     ++hits_;
-    Set(s.metrics, kRareKey, 1);
+    SetStaticKey(s.metrics, kRareKey, 1);
     return true;
   }
 
@@ -397,7 +397,7 @@ class TraceSampler::Impl {
     if (config_.error_tracking_standalone) {
       d.sampler = SamplerName::kError;
       if (ContainsError(chunk.spans, true)) {
-        Set(chunk.tags, kErrorTrackingStandaloneTag, "true");
+        SetStaticKey(chunk.tags, kErrorTrackingStandaloneTag, SpanString::Borrow("true"));
         d.keep = errors_.Sample(now, chunk, root, env);
       }
       chunk.dropped_trace = !d.keep;

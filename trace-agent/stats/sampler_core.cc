@@ -42,8 +42,8 @@ uint32_t SpanHash(const Span& span, std::string_view env, bool with_resource) {
   f.Write(span.name);
   f.Byte(static_cast<unsigned char>(span.error));
   if (with_resource) f.Write(span.resource);
-  if (const std::string* code = Find(span.meta, kHttpStatusCodeKey)) f.Write(*code);
-  if (const std::string* type = Find(span.meta, kErrorTypeKey)) f.Write(*type);
+  if (const SpanString* code = Find(span.meta, kHttpStatusCodeKey)) f.Write(*code);
+  if (const SpanString* type = Find(span.meta, kErrorTypeKey)) f.Write(*type);
   return f.h;
 }
 

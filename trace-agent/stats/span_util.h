@@ -21,7 +21,7 @@ inline double MetricOr(const Span& s, std::string_view key, double fallback) {
 }
 
 inline std::string_view MetaOr(const Span& s, std::string_view key, std::string_view fallback = {}) {
-  const std::string* v = Find(s.meta, key);
+  const SpanString* v = Find(s.meta, key);
   return v ? std::string_view(*v) : fallback;
 }
 

@@ -9,7 +9,7 @@ namespace {
 
 // map<string, string> entries are messages {1: key, 2: value}; empty strings are left out, as
 // protobuf's own encoder leaves out default values.
-size_t StringEntrySize(const std::string& key, const std::string& value) {
+size_t StringEntrySize(std::string_view key, std::string_view value) {
   return StringFieldSize(key) + StringFieldSize(value);
 }
 
@@ -19,7 +19,7 @@ size_t StringMapSize(const StringMap& map) {
   return size;
 }
 
-size_t NumberEntrySize(const std::string& key, double value) {
+size_t NumberEntrySize(std::string_view key, double value) {
   return StringFieldSize(key) + DoubleFieldSize(value);
 }
 

@@ -76,7 +76,9 @@ void TraceWriter::Run() {
       FlushBuffer(std::move(buffer));
       lock.lock();
     }
-    if (stopping_) return;
+    // Writes may have filled the current buffer while the lock was released to flush: on stop,
+    // go round once more to seal and send it rather than lose it.
+    if (stopping_ && current_.bytes.empty()) return;
   }
 }
 
