@@ -52,9 +52,7 @@ std::string ContainerIdFromCgroupPath(std::string_view path) {
   return "";
 }
 
-std::string ContainerIdForPid(pid_t pid, const std::string& proc_root) {
-  if (pid <= 0) return "";
-  std::string text = ReadSmallFile(strings::Cat(proc_root, "/", pid, "/cgroup"), 64 * 1024);
+std::string ContainerIdFromCgroupFile(std::string_view text) {
   // Lines are "<hierarchy>:<controllers>:<path>"; the path is after the second colon.
   for (std::string_view line : strings::SplitAny(text, "\n")) {
     size_t first = line.find(':');
@@ -65,6 +63,11 @@ std::string ContainerIdForPid(pid_t pid, const std::string& proc_root) {
     if (!id.empty()) return id;
   }
   return "";
+}
+
+std::string ContainerIdForPid(pid_t pid, const std::string& proc_root) {
+  if (pid <= 0) return "";
+  return ContainerIdFromCgroupFile(ReadSmallFile(strings::Cat(proc_root, "/", pid, "/cgroup"), 64 * 1024));
 }
 
 std::string ContainerIdForCgroupInode(uint64_t inode, const std::string& cgroup_root,

@@ -20,6 +20,10 @@ namespace dogwatch::container {
 // The container id inside one cgroup path, or "" when it names none.
 std::string ContainerIdFromCgroupPath(std::string_view path);
 
+// The container id in the text of a /proc/<pid>/cgroup file ("<hierarchy>:<controllers>:<path>"
+// lines): the first line whose path names one, or "".
+std::string ContainerIdFromCgroupFile(std::string_view text);
+
 // The container id of `pid` from <proc_root>/<pid>/cgroup, or "" (not in a container, gone, or
 // unreadable). Reads at most 64 KiB.
 std::string ContainerIdForPid(pid_t pid, const std::string& proc_root = "/proc");

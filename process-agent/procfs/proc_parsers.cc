@@ -3,7 +3,6 @@
 #include <charconv>
 #include <limits>
 
-#include "common/container/container_id.h"
 #include "common/strings/strings.h"
 
 namespace dogwatch::process {
@@ -267,19 +266,6 @@ bool ParseCmdline(std::string_view raw, size_t max_args, std::vector<std::string
   }
   args->resize(count);
   return truncated;
-}
-
-std::string ContainerIdFromCgroupFile(std::string_view text) {
-  std::string id;
-  ForEachLine(text, [&](std::string_view line) {
-    if (!id.empty()) return;
-    size_t first = line.find(':');
-    if (first == std::string_view::npos) return;
-    size_t second = line.find(':', first + 1);
-    if (second == std::string_view::npos) return;
-    id = container::ContainerIdFromCgroupPath(line.substr(second + 1));
-  });
-  return id;
 }
 
 absl::Status ParseSystemStat(std::string_view text, SystemStat* out) {

@@ -85,10 +85,6 @@ absl::Status ParseSchedStat(std::string_view text, SchedStatFields* out);
 // At most `max_args` arguments are kept; returns true when some were dropped.
 bool ParseCmdline(std::string_view raw, size_t max_args, std::vector<std::string>* args);
 
-// /proc/<pid>/cgroup ("hierarchy:controllers:path" lines): the container id found in the first
-// path that names one, or "".
-std::string ContainerIdFromCgroupFile(std::string_view text);
-
 // /proc/stat: the aggregate "cpu" line, how many "cpuN" lines follow, and btime.
 struct SystemCpuTimes {
   uint64_t user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0, guest = 0,

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/container/container_id.h"
 #include "common/strings/strings.h"
 #include "process-agent/procfs/scrub.h"
 
@@ -322,7 +323,7 @@ void ProcessCollector::RefreshStatic(int32_t pid, Tracked* tracked, const std::s
 
   outcome = reader.Read(pid, "cgroup", nullptr, options_.max_file_bytes, &text);
   if (outcome == ReadOutcome::kOk) {
-    fresh->container_id = ContainerIdFromCgroupFile(text);
+    fresh->container_id = container::ContainerIdFromCgroupFile(text);
   } else if (outcome != ReadOutcome::kGone) {
     ++counters->unreadable_cgroup;
   }

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/container/container_id.h"
 #include "process-agent/procfs/proc_parsers.h"
 #include "process-agent/procfs/scrub.h"
 
@@ -27,7 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)ParseSchedStat(text, &sched);
   SystemStat system;
   (void)ParseSystemStat(text, &system);
-  std::string container_id = ContainerIdFromCgroupFile(text);
+  std::string container_id = dogwatch::container::ContainerIdFromCgroupFile(text);
   if (!container_id.empty() && container_id.size() != 64) __builtin_trap();
 
   std::vector<std::string> args;

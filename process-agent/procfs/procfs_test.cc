@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/container/container_id.h"
 #include "process-agent/procfs/proc_parsers.h"
 #include "process-agent/procfs/scrub.h"
 
@@ -240,12 +241,12 @@ TEST_CASE("ParseCmdline splits like the Datadog agent and reuses strings", "[pro
   CHECK(args == Args{"a", "b"});
 }
 
-TEST_CASE("ContainerIdFromCgroupFile and ParseSystemStat", "[procfs][parsers]") {
+TEST_CASE("container ids from cgroup files, and ParseSystemStat", "[procfs][parsers]") {
   const std::string id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-  CHECK(ContainerIdFromCgroupFile("12:pids:/\n0::/system.slice/docker-" + id + ".scope\n") == id);
-  CHECK(ContainerIdFromCgroupFile("4:memory:/kubepods/burstable/pod1/" + id + "\n0::/\n") == id);
-  CHECK(ContainerIdFromCgroupFile("0::/user.slice/user-1000.slice\n").empty());
-  CHECK(ContainerIdFromCgroupFile("garbage").empty());
+  CHECK(container::ContainerIdFromCgroupFile("12:pids:/\n0::/system.slice/docker-" + id + ".scope\n") == id);
+  CHECK(container::ContainerIdFromCgroupFile("4:memory:/kubepods/burstable/pod1/" + id + "\n0::/\n") == id);
+  CHECK(container::ContainerIdFromCgroupFile("0::/user.slice/user-1000.slice\n").empty());
+  CHECK(container::ContainerIdFromCgroupFile("garbage").empty());
 
   SystemStat system;
   REQUIRE(

@@ -1,8 +1,8 @@
 #include "trace-agent/receiver/receiver.h"
 
-#include <fstream>
 #include <sstream>
 
+#include "common/container/container_id.h"
 #include "common/log/log.h"
 #include "common/strings/strings.h"
 #include "trace-agent/decode/decode.h"
@@ -24,13 +24,6 @@ http::HttpReply JsonError(int status, std::string_view message) {
     if (static_cast<unsigned char>(c) >= 0x20) escaped.push_back(c);
   }
   return http::HttpReply::Json(status, Cat("{\"error\":\"", escaped, "\"}"));
-}
-
-bool IsHex(std::string_view s) {
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
 }
 
 int64_t HeaderInt(const http::HttpRequest& request, std::string_view name) {
@@ -56,36 +49,6 @@ bool SafeProxyPath(std::string_view path) {
 }
 
 }  // namespace
-
-std::string ContainerIdFromCgroupPath(std::string_view path) {
-  // A container id is 64 hex chars, possibly with a runtime prefix/suffix: "libpod-<id>",
-  // "docker-<id>.scope", "cri-containerd-<id>.scope", or a bare "/docker/<id>".
-  size_t pos = 0;
-  while (pos < path.size()) {
-    size_t end = path.find('/', pos);
-    if (end == std::string_view::npos) end = path.size();
-    std::string_view part = path.substr(pos, end - pos);
-    if (part.ends_with(".scope")) part.remove_suffix(6);
-    size_t dash = part.rfind('-');
-    if (dash != std::string_view::npos) part = part.substr(dash + 1);
-    if (part.size() == 64 && IsHex(part)) return std::string(part);
-    pos = end + 1;
-  }
-  return "";
-}
-
-std::string ContainerIdForPid(pid_t pid, const std::string& proc_root) {
-  std::ifstream in(Cat(proc_root, "/", pid, "/cgroup"));
-  std::string line;
-  int lines = 0;
-  while (std::getline(in, line) && ++lines < 64) {
-    size_t colon = line.find(':', line.find(':') + 1);
-    if (colon == std::string::npos) continue;
-    std::string id = ContainerIdFromCgroupPath(std::string_view(line).substr(colon + 1));
-    if (!id.empty()) return id;
-  }
-  return "";
-}
 
 std::string ReceiverTagStats::CounterValue(std::string_view value) {
   std::string out(value.substr(0, kMaxValueBytes));
@@ -267,7 +230,7 @@ RequestContext Receiver::ContextFor(const http::HttpRequest& request, const std:
     ctx.container_id = std::string(entity.substr(3));
   } else if (request.peer.credentials) {
     ctx.peer_pid = request.peer.credentials->pid;
-    ctx.container_id = ContainerIdForPid(request.peer.credentials->pid);
+    ctx.container_id = container::ContainerIdForPid(request.peer.credentials->pid);
   }
   return ctx;
 }

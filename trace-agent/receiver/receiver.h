@@ -175,10 +175,4 @@ class Receiver {
   size_t inflight_requests_ = 0;
 };
 
-// Container ID of a process from /proc/<pid>/cgroup (podman libpod-<id>, docker/<id>,
-// docker-<id>.scope, containerd, kubepods); empty when not in a container.
-std::string ContainerIdForPid(pid_t pid, const std::string& proc_root = "/proc");
-// The 64-hex container id inside one cgroup path, if any.
-std::string ContainerIdFromCgroupPath(std::string_view path);
-
 }  // namespace dogwatch::trace
