@@ -16,6 +16,15 @@ packages=(
   procps iproute2 curl ca-certificates python3 util-linux passwd
 )
 
+# Each area with its own tools (packaging, containers, policies) lists them in scripts/deps.d/*.txt,
+# one package per line, '#' comments allowed.
+for list in "$(dirname "$0")"/deps.d/*.txt; do
+  [ -f "$list" ] || continue
+  while read -r p _; do
+    [ -n "$p" ] && [ "${p#\#}" = "$p" ] && packages+=("$p")
+  done <"$list"
+done
+
 # Node.js may come from another distribution channel that bundles npm (and conflicts with
 # Debian's npm package): only ask Debian for it when no node is on the PATH.
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
