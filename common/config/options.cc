@@ -338,6 +338,26 @@ std::vector<Option> AllOptions() {
       Str("system_probe_config.sysprobe_socket", "/var/run/dogwatch/sysprobe.sock", "system-probe's socket.",
           {"DD_SYSPROBE_SOCKET"}),
       Bool("network_config.enabled", false, "Network flow collection.", {"DD_SYSTEM_PROBE_NETWORK_ENABLED"}),
+      Str("network_config.tracer_backend", "auto",
+          "auto (try each, best first), tracepoint (tp_btf + cgroup hooks) or fexit: which eBPF program set "
+          "counts socket I/O."),
+      Int("system_probe_config.max_tracked_connections", 65536, 1024, 4194304,
+          "Connections the kernel map tracks at once; new ones beyond it are counted and not tracked."),
+      Int("system_probe_config.max_connection_state_buffered", 75000, 100, 10000000,
+          "Closed connections buffered per GetConnections client between its calls."),
+      Bool("system_probe_config.collect_dns_stats", true, "DNS latency and response codes per domain (UDP/53).",
+           {"DD_SYSTEM_PROBE_NETWORK_COLLECT_DNS_STATS"}),
+      Int("system_probe_config.max_dns_stats", 20000, 100, 1000000,
+          "Distinct (domain, query type) DNS entries kept per client between its calls."),
+      Int("system_probe_config.dns_timeout_in_s", 15, 1, 600, "A DNS query unanswered this long is a timeout."),
+      Int("system_probe_config.udp_conn_timeout_in_s", 120, 5, 3600,
+          "An unconnected UDP flow idle this long is reported closed."),
+      Str("system_probe_config.btf_path", "", "Kernel BTF; empty: /sys/kernel/btf/vmlinux."),
+      Bool("system_probe_config.process_config.enabled", true,
+           "Serve I/O and file-descriptor counts of any PID to the process-agent (GetProcessStats).",
+           {"DD_SYSTEM_PROBE_PROCESS_ENABLED"}),
+      Int("process_config.intervals.connections", 30, 5, 3600,
+          "Seconds between connections check runs (CollectorConnections, needs system-probe)."),
   };
 }
 

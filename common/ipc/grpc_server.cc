@@ -23,9 +23,13 @@ namespace dogwatch::ipc {
 absl::StatusOr<std::unique_ptr<IpcServer>> IpcServer::Start(ServerOptions options,
                                                             const std::vector<grpc::Service*>& services) {
   std::unique_ptr<IpcServer> server(new IpcServer(std::move(options)));
-  auto fd = ListenUnix(server->options_.listen);
-  if (!fd.ok()) return fd.status();
-  server->listen_fd_ = *fd;
+  if (server->options_.listen_fd >= 0) {
+    server->listen_fd_ = server->options_.listen_fd;
+  } else {
+    auto fd = ListenUnix(server->options_.listen);
+    if (!fd.ok()) return fd.status();
+    server->listen_fd_ = *fd;
+  }
   if (pipe2(server->wake_fds_, O_CLOEXEC | O_NONBLOCK) != 0) {
     return absl::InternalError(strings::Cat("pipe2: ", std::strerror(errno)));
   }

@@ -22,6 +22,9 @@ struct ServerOptions {
   PeerPolicy policy;
   size_t max_message_bytes = 32 * 1024 * 1024;
   int max_threads = 8;
+  // A socket already bound and listening (ListenUnix), adopted instead of binding `listen.path`:
+  // a process that drops privileges binds first, drops, and only then starts threads.
+  int listen_fd = -1;
 };
 
 class IpcServer {

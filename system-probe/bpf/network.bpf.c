@@ -1,0 +1,685 @@
+// SPDX-License-Identifier: GPL-2.0
+/* dogwatch network tracer: per-connection bytes, packets, retransmits, RTT, state, failures and
+ * DNS latency, keyed by socket cookie (+ remote address for unconnected UDP).
+ *
+ * Two backends share this object and one map/event layout (network_types.h); the loader picks by
+ * loading (see tracer/loader.cc):
+ *   - "tracepoint": tp_btf sock_send_length / sock_recv_length (kernel 6.3+; run in the caller's
+ *     context, so the PID is right and the byte count is the application's), tp_btf
+ *     inet_sock_set_state and tcp_retransmit_skb, cgroup sock hooks on the cgroup2 root for UDP
+ *     peers, binds and socket release, cgroup_skb for DNS. Works without kprobes or fentry.
+ *   - "fexit": the same accounting from fexit on tcp_sendmsg/tcp_recvmsg/udp(v6)_sendmsg/
+ *     udp(v6)_recvmsg, for kernels with BPF trampolines but without the sock_*_length tracepoints.
+ *     Everything else is shared with the tracepoint backend.
+ */
+#include "vmlinux.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "network_types.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define MSG_PEEK 2
+#define DNS_PORT 53
+#define NEXTHDR_HOP 0
+#define NEXTHDR_UDP 17
+
+/* Set by user space before load. */
+const volatile __u32 ephemeral_port_min = 32768;
+const volatile __u8 collect_dns = 1;
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536); /* system_probe_config.max_tracked_connections */
+  __type(key, struct dw_conn_key);
+  __type(value, struct dw_conn_stats);
+} conns SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+/* The peer of the unconnected-UDP send/receive in flight on a thread: the cgroup sendmsg/recvmsg
+ * hooks see the address, the length tracepoint (same syscall, same thread) sees the byte count. */
+struct udp_peer {
+  __u64 cookie;
+  __u8 addr[16];
+  __u16 port;
+  __u8 family;
+  __u8 pad0[5];
+};
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 8192);
+  __type(key, __u64); /* pid_tgid */
+  __type(value, struct udp_peer);
+} udp_peers SEC(".maps");
+
+/* UDP sockets bound to an explicit port: their flows are incoming (servers). */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u64); /* cookie */
+  __type(value, __u8);
+} udp_bound SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct dw_dns_key);
+  __type(value, struct dw_dns_pending);
+} dns_pending SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, DW_TEL_COUNT);
+  __type(key, __u32);
+  __type(value, __u64);
+} telemetry SEC(".maps");
+
+/* Scratch space for building a new record: too big for the 512-byte BPF stack with the rest. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct dw_conn_stats);
+} scratch SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct dw_dns_pending);
+} dns_scratch SEC(".maps");
+
+static __always_inline void count(__u32 which) {
+  __u64 *value = bpf_map_lookup_elem(&telemetry, &which);
+  if (value) *value += 1; /* per-CPU: no atomics needed */
+}
+
+static __always_inline __u32 netns_of(const struct sock *sk) {
+  return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline __u16 protocol_of(const struct sock *sk) {
+  /* A plain u16 since 5.6, a bitfield before: the probed bitfield read handles both. */
+  return (__u16)BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+}
+
+/* IPv4-mapped IPv6 (::ffff:a.b.c.d) from a dual-stack socket is reported as IPv4, as Datadog does. */
+static __always_inline int is_v4_mapped(const __u8 *a) {
+  return a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == 0 && a[4] == 0 && a[5] == 0 && a[6] == 0 &&
+         a[7] == 0 && a[8] == 0 && a[9] == 0 && a[10] == 0xff && a[11] == 0xff;
+}
+
+/* Fills addresses, ports, family and protocol from the socket. Returns 0 for TCP/UDP over IPv4/6. */
+static __always_inline int read_tuple(const struct sock *sk, struct dw_conn_stats *s) {
+  __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+  __builtin_memset(s->laddr, 0, 16);
+  __builtin_memset(s->raddr, 0, 16);
+  if (family == AF_INET) {
+    __u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+    __u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+    __builtin_memcpy(s->laddr, &l, 4);
+    __builtin_memcpy(s->raddr, &r, 4);
+    s->family = 4;
+  } else if (family == AF_INET6) {
+    BPF_CORE_READ_INTO(&s->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+    BPF_CORE_READ_INTO(&s->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+    s->family = 6;
+    if (is_v4_mapped(s->raddr) && (is_v4_mapped(s->laddr) || s->laddr[0] == 0)) {
+      __builtin_memcpy(s->laddr, s->laddr + 12, 4);
+      __builtin_memcpy(s->raddr, s->raddr + 12, 4);
+      __builtin_memset(s->laddr + 4, 0, 12);
+      __builtin_memset(s->raddr + 4, 0, 12);
+      s->family = 4;
+    }
+  } else {
+    return -1;
+  }
+  __u16 protocol = protocol_of(sk);
+  if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP) return -1;
+  s->protocol = (__u8)protocol;
+  /* skc_num is already 0 once a socket reaches CLOSE; inet_sport stays. */
+  const struct inet_sock *inet = (const struct inet_sock *)sk;
+  s->lport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+  s->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+  return 0;
+}
+
+static __always_inline void read_tcp_health(const struct sock *sk, struct dw_conn_stats *s) {
+  const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+  s->rtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;   /* srtt is stored << 3 */
+  s->rtt_var_us = BPF_CORE_READ(tp, mdev_us) >> 2; /* mdev is stored << 2 */
+  s->retransmits = BPF_CORE_READ(tp, total_retrans);
+  s->packets_sent = BPF_CORE_READ(tp, segs_out);
+  s->packets_received = BPF_CORE_READ(tp, segs_in);
+}
+
+static __always_inline void set_process(struct dw_conn_stats *s) {
+  s->pid = bpf_get_current_pid_tgid() >> 32;
+  bpf_get_current_comm(s->comm, sizeof(s->comm));
+}
+
+static __always_inline void key_from_stats(struct dw_conn_key *key, __u64 cookie, const struct dw_conn_stats *s) {
+  __builtin_memset(key, 0, sizeof(*key));
+  key->cookie = cookie;
+  __builtin_memcpy(key->raddr, s->raddr, 16);
+  key->rport = s->rport;
+}
+
+/* Looks the connection up, creating it from the socket when new. NULL when the socket is not
+ * TCP/UDP over IP or the map is full (counted). */
+static __always_inline struct dw_conn_stats *upsert(const struct sock *sk, __u64 cookie, struct dw_conn_key *key,
+                                                    __u8 direction, int set_pid) {
+  __u32 zero = 0;
+  struct dw_conn_stats *fresh = bpf_map_lookup_elem(&scratch, &zero);
+  if (!fresh) return 0;
+  if (read_tuple(sk, fresh) != 0) return 0;
+  key_from_stats(key, cookie, fresh);
+  struct dw_conn_stats *s = bpf_map_lookup_elem(&conns, key);
+  if (s) return s;
+  __u64 now = bpf_ktime_get_ns();
+  fresh->direction = direction;
+  fresh->flags = 0;
+  fresh->netns = netns_of(sk);
+  fresh->pid = 0;
+  __builtin_memset(fresh->comm, 0, sizeof(fresh->comm));
+  if (set_pid) set_process(fresh);
+  fresh->bytes_sent = fresh->bytes_received = 0;
+  fresh->packets_sent = fresh->packets_received = 0;
+  fresh->retransmits = fresh->rtt_us = fresh->rtt_var_us = 0;
+  fresh->failure_errno = 0;
+  fresh->first_seen_ns = fresh->last_update_ns = now;
+  long err = bpf_map_update_elem(&conns, key, fresh, BPF_NOEXIST);
+  if (err != 0 && err != -17 /* EEXIST: another CPU won the race */) {
+    count(DW_TEL_CONN_MAP_FULL);
+    return 0;
+  }
+  if (err == 0) count(DW_TEL_CONNS_OPENED);
+  return bpf_map_lookup_elem(&conns, key);
+}
+
+/* Direction of a flow first seen through I/O (no handshake observed: UDP, or TCP older than us). */
+static __always_inline __u8 guess_direction(const struct sock *sk, __u64 cookie, __u16 protocol) {
+  if (protocol == IPPROTO_UDP) {
+    return bpf_map_lookup_elem(&udp_bound, &cookie) ? DW_DIRECTION_INCOMING : DW_DIRECTION_OUTGOING;
+  }
+  const struct inet_sock *inet = (const struct inet_sock *)sk;
+  __u16 lport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+  __u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+  /* A local port in the ephemeral range talking to a non-ephemeral one is the client side. */
+  if (lport >= ephemeral_port_min && rport < ephemeral_port_min) return DW_DIRECTION_OUTGOING;
+  if (rport >= ephemeral_port_min && lport < ephemeral_port_min) return DW_DIRECTION_INCOMING;
+  return DW_DIRECTION_UNKNOWN;
+}
+
+/* One completed send or receive of `bytes` on `sk`, in the context of the process doing it. */
+static __always_inline void account_io(const struct sock *sk, int bytes, int sending) {
+  if (bytes <= 0 || !sk) return;
+  __u16 protocol = protocol_of(sk);
+  if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP) return;
+  __u64 cookie = bpf_get_socket_cookie((void *)sk);
+  struct dw_conn_key key;
+  struct dw_conn_stats *s = 0;
+  __u16 dport = BPF_CORE_READ(sk, __sk_common.skc_dport);
+  if (protocol == IPPROTO_UDP && dport == 0) {
+    /* Unconnected UDP: the peer comes from the cgroup sendmsg/recvmsg hook of this syscall. */
+    __u64 id = bpf_get_current_pid_tgid();
+    struct udp_peer *peer = bpf_map_lookup_elem(&udp_peers, &id);
+    __u32 zero = 0;
+    struct dw_conn_stats *fresh = bpf_map_lookup_elem(&scratch, &zero);
+    if (!fresh || read_tuple(sk, fresh) != 0) return;
+    if (peer && peer->cookie == cookie) {
+      __builtin_memcpy(fresh->raddr, peer->addr, 16);
+      fresh->rport = peer->port;
+      if (peer->family == 4 && fresh->family == 6) {
+        /* A dual-stack socket talking IPv4. */
+        fresh->family = 4;
+        __builtin_memset(fresh->laddr, 0, 16);
+      }
+      bpf_map_delete_elem(&udp_peers, &id);
+    } else {
+      count(DW_TEL_UDP_PEER_UNKNOWN);
+    }
+    key_from_stats(&key, cookie, fresh);
+    s = bpf_map_lookup_elem(&conns, &key);
+    if (!s) {
+      fresh->direction = guess_direction(sk, cookie, protocol);
+      fresh->flags = 0;
+      fresh->netns = netns_of(sk);
+      set_process(fresh);
+      fresh->bytes_sent = fresh->bytes_received = 0;
+      fresh->packets_sent = fresh->packets_received = 0;
+      fresh->retransmits = fresh->rtt_us = fresh->rtt_var_us = 0;
+      fresh->failure_errno = 0;
+      fresh->first_seen_ns = fresh->last_update_ns = bpf_ktime_get_ns();
+      long err = bpf_map_update_elem(&conns, &key, fresh, BPF_NOEXIST);
+      if (err != 0 && err != -17) {
+        count(DW_TEL_CONN_MAP_FULL);
+        return;
+      }
+      if (err == 0) count(DW_TEL_CONNS_OPENED);
+      s = bpf_map_lookup_elem(&conns, &key);
+    }
+  } else {
+    s = upsert(sk, cookie, &key, guess_direction(sk, cookie, protocol), 1);
+  }
+  if (!s) return;
+  if (sending) {
+    __sync_fetch_and_add(&s->bytes_sent, bytes);
+    if (protocol == IPPROTO_UDP) __sync_fetch_and_add(&s->packets_sent, 1);
+  } else {
+    __sync_fetch_and_add(&s->bytes_received, bytes);
+    if (protocol == IPPROTO_UDP) __sync_fetch_and_add(&s->packets_received, 1);
+  }
+  if (protocol == IPPROTO_TCP) read_tcp_health(sk, s);
+  if (s->lport == 0) {
+    const struct inet_sock *inet = (const struct inet_sock *)sk;
+    s->lport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+  }
+  set_process(s);
+  s->last_update_ns = bpf_ktime_get_ns();
+}
+
+/* ---- Backend "tracepoint": the sock_*_length tracepoints (kernel 6.3+). ---- */
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(dw_sock_send_length, struct sock *sk, int ret, int flags) {
+  account_io(sk, ret, 1);
+  return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(dw_sock_recv_length, struct sock *sk, int ret, int flags) {
+  if (flags & MSG_PEEK) return 0; /* the same bytes are read again later */
+  account_io(sk, ret, 0);
+  return 0;
+}
+
+/* ---- Backend "fexit": the same accounting on kernels with trampolines but no such tracepoints. */
+
+SEC("fexit/tcp_sendmsg")
+int BPF_PROG(dw_fexit_tcp_sendmsg, struct sock *sk, struct msghdr *msg, size_t size, int ret) {
+  account_io(sk, ret, 1);
+  return 0;
+}
+
+SEC("fexit/tcp_recvmsg")
+int BPF_PROG(dw_fexit_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len,
+             int ret) {
+  if (flags & MSG_PEEK) return 0;
+  account_io(sk, ret, 0);
+  return 0;
+}
+
+SEC("fexit/udp_sendmsg")
+int BPF_PROG(dw_fexit_udp_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, int ret) {
+  account_io(sk, ret, 1);
+  return 0;
+}
+
+SEC("fexit/udp_recvmsg")
+int BPF_PROG(dw_fexit_udp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len,
+             int ret) {
+  if (flags & MSG_PEEK) return 0;
+  account_io(sk, ret, 0);
+  return 0;
+}
+
+SEC("fexit/udpv6_sendmsg")
+int BPF_PROG(dw_fexit_udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, int ret) {
+  account_io(sk, ret, 1);
+  return 0;
+}
+
+SEC("fexit/udpv6_recvmsg")
+int BPF_PROG(dw_fexit_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags,
+             int *addr_len, int ret) {
+  if (flags & MSG_PEEK) return 0;
+  account_io(sk, ret, 0);
+  return 0;
+}
+
+/* ---- Shared by both backends. ---- */
+
+static __always_inline void emit_closed(struct dw_conn_key *key, struct dw_conn_stats *s) {
+  struct dw_conn_event *event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+  if (!event) {
+    /* Keep the record: user space finalizes entries flagged closed on its next scan. */
+    s->flags |= DW_FLAG_CLOSED;
+    count(DW_TEL_RINGBUF_FULL);
+    return;
+  }
+  event->kind = DW_EVENT_CONN_CLOSED;
+  event->pad0 = 0;
+  __builtin_memcpy(&event->key, key, sizeof(*key));
+  __builtin_memcpy(&event->stats, s, sizeof(*s));
+  bpf_ringbuf_submit(event, 0);
+  bpf_map_delete_elem(&conns, key);
+  count(DW_TEL_CONNS_CLOSED);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(dw_inet_sock_set_state, const struct sock *sk, const int oldstate, const int newstate) {
+  if (protocol_of(sk) != IPPROTO_TCP) return 0;
+  __u64 cookie = bpf_get_socket_cookie((void *)sk);
+  struct dw_conn_key key;
+  if (newstate == TCP_SYN_SENT) {
+    /* connect(): runs in the connecting process. The local port is not chosen yet. */
+    upsert(sk, cookie, &key, DW_DIRECTION_OUTGOING, 1);
+    return 0;
+  }
+  if (newstate == TCP_ESTABLISHED) {
+    /* SYN_RECV -> ESTABLISHED runs in softirq: the current PID is the peer's, so none is set;
+     * the accepting process's first read or write sets it. */
+    __u8 direction = oldstate == TCP_SYN_RECV ? DW_DIRECTION_INCOMING : DW_DIRECTION_OUTGOING;
+    struct dw_conn_stats *s = upsert(sk, cookie, &key, direction, 0);
+    if (!s) return 0;
+    s->flags |= DW_FLAG_ESTABLISHED;
+    s->direction = direction;
+    if (s->lport == 0) {
+      const struct inet_sock *inet = (const struct inet_sock *)sk;
+      s->lport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+    }
+    s->last_update_ns = bpf_ktime_get_ns();
+    return 0;
+  }
+  if (newstate == TCP_CLOSE) {
+    __u32 zero = 0;
+    struct dw_conn_stats *probe = bpf_map_lookup_elem(&scratch, &zero);
+    if (!probe || read_tuple(sk, probe) != 0) return 0;
+    key_from_stats(&key, cookie, probe);
+    struct dw_conn_stats *s = bpf_map_lookup_elem(&conns, &key);
+    if (!s) return 0; /* never saw traffic or a handshake: nothing to report */
+    if (s->lport == 0) s->lport = probe->lport;
+    __builtin_memcpy(s->laddr, probe->laddr, 16);
+    read_tcp_health(sk, s);
+    if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV) {
+      int err = BPF_CORE_READ(sk, sk_err);
+      s->failure_errno = err > 0 ? err : 110 /* ETIMEDOUT: gave up without an error */;
+    }
+    s->last_update_ns = bpf_ktime_get_ns();
+    emit_closed(&key, s);
+  }
+  return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(dw_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb) {
+  __u64 cookie = bpf_get_socket_cookie((void *)sk);
+  __u32 zero = 0;
+  struct dw_conn_stats *probe = bpf_map_lookup_elem(&scratch, &zero);
+  if (!probe || read_tuple(sk, probe) != 0) return 0;
+  struct dw_conn_key key;
+  key_from_stats(&key, cookie, probe);
+  struct dw_conn_stats *s = bpf_map_lookup_elem(&conns, &key);
+  if (s) {
+    /* total_retrans is bumped after this tracepoint: count this one ourselves. */
+    __u32 total = BPF_CORE_READ((const struct tcp_sock *)sk, total_retrans) + 1;
+    if (total > s->retransmits) s->retransmits = total;
+  }
+  return 0;
+}
+
+/* ---- cgroup sock hooks on the cgroup2 root: UDP peers, bound servers, released sockets. ---- */
+
+static __always_inline void remember_udp_peer(struct bpf_sock_addr *ctx, int v6) {
+  if (ctx->protocol != IPPROTO_UDP) return;
+  struct udp_peer peer = {};
+  peer.cookie = bpf_get_socket_cookie(ctx);
+  if (v6) {
+    __u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1], a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
+    __builtin_memcpy(peer.addr, &a0, 4);
+    __builtin_memcpy(peer.addr + 4, &a1, 4);
+    __builtin_memcpy(peer.addr + 8, &a2, 4);
+    __builtin_memcpy(peer.addr + 12, &a3, 4);
+    peer.family = 6;
+    if (is_v4_mapped(peer.addr)) {
+      __builtin_memcpy(peer.addr, peer.addr + 12, 4);
+      __builtin_memset(peer.addr + 4, 0, 12);
+      peer.family = 4;
+    }
+  } else {
+    __u32 a = ctx->user_ip4;
+    __builtin_memcpy(peer.addr, &a, 4);
+    peer.family = 4;
+  }
+  peer.port = bpf_ntohs((__u16)ctx->user_port);
+  __u64 id = bpf_get_current_pid_tgid();
+  bpf_map_update_elem(&udp_peers, &id, &peer, BPF_ANY);
+}
+
+SEC("cgroup/sendmsg4")
+int dw_sendmsg4(struct bpf_sock_addr *ctx) {
+  remember_udp_peer(ctx, 0);
+  return 1;
+}
+
+SEC("cgroup/sendmsg6")
+int dw_sendmsg6(struct bpf_sock_addr *ctx) {
+  remember_udp_peer(ctx, 1);
+  return 1;
+}
+
+SEC("cgroup/recvmsg4")
+int dw_recvmsg4(struct bpf_sock_addr *ctx) {
+  remember_udp_peer(ctx, 0);
+  return 1;
+}
+
+SEC("cgroup/recvmsg6")
+int dw_recvmsg6(struct bpf_sock_addr *ctx) {
+  remember_udp_peer(ctx, 1);
+  return 1;
+}
+
+static __always_inline void remember_bind(struct bpf_sock_addr *ctx) {
+  if (ctx->protocol != IPPROTO_UDP || ctx->user_port == 0) return;
+  __u64 cookie = bpf_get_socket_cookie(ctx);
+  __u8 one = 1;
+  bpf_map_update_elem(&udp_bound, &cookie, &one, BPF_ANY);
+}
+
+SEC("cgroup/bind4")
+int dw_bind4(struct bpf_sock_addr *ctx) {
+  remember_bind(ctx);
+  return 1;
+}
+
+SEC("cgroup/bind6")
+int dw_bind6(struct bpf_sock_addr *ctx) {
+  remember_bind(ctx);
+  return 1;
+}
+
+SEC("cgroup/sock_release")
+int dw_sock_release(struct bpf_sock *ctx) {
+  if (ctx->protocol != IPPROTO_UDP) return 1;
+  __u64 cookie = bpf_get_socket_cookie(ctx);
+  bpf_map_delete_elem(&udp_bound, &cookie);
+  /* The connected flow (if any) is final now. Unconnected per-peer flows are finalized by user
+   * space, which gets the cookie below. */
+  struct dw_conn_key key = {};
+  key.cookie = cookie;
+  key.rport = bpf_ntohs(ctx->dst_port);
+  if (ctx->family == AF_INET) {
+    __u32 a = ctx->dst_ip4;
+    __builtin_memcpy(key.raddr, &a, 4);
+  } else {
+    __u32 a0 = ctx->dst_ip6[0], a1 = ctx->dst_ip6[1], a2 = ctx->dst_ip6[2], a3 = ctx->dst_ip6[3];
+    __builtin_memcpy(key.raddr, &a0, 4);
+    __builtin_memcpy(key.raddr + 4, &a1, 4);
+    __builtin_memcpy(key.raddr + 8, &a2, 4);
+    __builtin_memcpy(key.raddr + 12, &a3, 4);
+    if (is_v4_mapped(key.raddr)) {
+      __builtin_memcpy(key.raddr, key.raddr + 12, 4);
+      __builtin_memset(key.raddr + 4, 0, 12);
+    }
+  }
+  if (key.rport != 0) {
+    struct dw_conn_stats *s = bpf_map_lookup_elem(&conns, &key);
+    if (s) {
+      emit_closed(&key, s);
+      return 1;
+    }
+  }
+  struct dw_conn_event *event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+  if (!event) {
+    count(DW_TEL_RINGBUF_FULL); /* user space still expires idle UDP flows */
+    return 1;
+  }
+  __builtin_memset(event, 0, sizeof(*event));
+  event->kind = DW_EVENT_SOCK_RELEASED;
+  event->key.cookie = cookie;
+  bpf_ringbuf_submit(event, 0);
+  return 1;
+}
+
+/* ---- DNS over UDP/53: queries leaving a socket, responses arriving at one (any netns). ---- */
+
+struct l4_info {
+  __u8 src[16];
+  __u8 dst[16];
+  __u32 udp_offset;
+  __u8 family;
+};
+
+static __always_inline int parse_udp(struct __sk_buff *skb, struct l4_info *info) {
+  if (skb->protocol == bpf_htons(ETH_P_IP)) {
+    struct iphdr ip;
+    if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0) return -1;
+    if (ip.protocol != IPPROTO_UDP) return -1;
+    if (ip.frag_off & bpf_htons(0x3fff)) return -1; /* fragments carry no UDP header */
+    __builtin_memset(info->src, 0, 16);
+    __builtin_memset(info->dst, 0, 16);
+    __builtin_memcpy(info->src, &ip.saddr, 4);
+    __builtin_memcpy(info->dst, &ip.daddr, 4);
+    info->udp_offset = ip.ihl * 4;
+    info->family = 4;
+    return 0;
+  }
+  if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+    struct ipv6hdr ip6;
+    if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) < 0) return -1;
+    __u32 offset = sizeof(ip6);
+    __u8 next = ip6.nexthdr;
+    if (next == NEXTHDR_HOP) {
+      /* Loopback IPv6 often carries a Hop-by-Hop option: skip it. */
+      __u8 ext[2];
+      if (bpf_skb_load_bytes(skb, offset, ext, 2) < 0) return -1;
+      next = ext[0];
+      offset += (ext[1] + 1) * 8;
+    }
+    if (next != NEXTHDR_UDP) return -1;
+    __builtin_memcpy(info->src, &ip6.saddr, 16);
+    __builtin_memcpy(info->dst, &ip6.daddr, 16);
+    info->udp_offset = offset;
+    info->family = 6;
+    return 0;
+  }
+  return -1;
+}
+
+struct dns_header {
+  __be16 id;
+  __be16 flags;
+  __be16 qdcount;
+  __be16 ancount;
+  __be16 nscount;
+  __be16 arcount;
+};
+
+static __always_inline void inspect_dns(struct __sk_buff *skb, int egress) {
+  if (!collect_dns) return;
+  struct l4_info info;
+  if (parse_udp(skb, &info) != 0) return;
+  struct udphdr udp;
+  if (bpf_skb_load_bytes(skb, info.udp_offset, &udp, sizeof(udp)) < 0) return;
+  __u16 sport = bpf_ntohs(udp.source), dport = bpf_ntohs(udp.dest);
+  int query = egress && dport == DNS_PORT;
+  int response = !egress && sport == DNS_PORT;
+  if (!query && !response) return;
+  __u32 dns_offset = info.udp_offset + sizeof(udp);
+  struct dns_header header;
+  if (bpf_skb_load_bytes(skb, dns_offset, &header, sizeof(header)) < 0) return;
+  __u16 flags = bpf_ntohs(header.flags);
+  int is_response = (flags >> 15) & 1;
+  struct dw_dns_key key = {};
+  key.query_id = bpf_ntohs(header.id);
+  key.family = info.family;
+  if (query) {
+    if (is_response) return;
+    __builtin_memcpy(key.client_addr, info.src, 16);
+    __builtin_memcpy(key.server_addr, info.dst, 16);
+    key.client_port = sport;
+    __u32 zero = 0;
+    /* Built in a per-CPU slot: the record does not fit next to the rest on the BPF stack. */
+    struct dw_dns_pending *pending = bpf_map_lookup_elem(&dns_scratch, &zero);
+    if (!pending) return;
+    pending->start_ns = bpf_ktime_get_ns();
+    pending->netns = 0;
+    __u32 question_offset = dns_offset + sizeof(header);
+    __u32 available = skb->len > question_offset ? skb->len - question_offset : 0;
+    if (available > DW_DNS_QUESTION_MAX) {
+      available = DW_DNS_QUESTION_MAX;
+      count(DW_TEL_DNS_TRUNCATED);
+    }
+    if (available == 0) return;
+    pending->question_len = available;
+    /* One register, bounded after the barrier: otherwise clang passes an unbounded copy of the
+     * length to the helper and the verifier refuses it. */
+    __u64 len = available;
+    asm volatile("" : "+r"(len));
+    if (len == 0 || len > DW_DNS_QUESTION_MAX) return;
+    if (bpf_skb_load_bytes(skb, question_offset, pending->question, len) < 0) return;
+    if (bpf_map_update_elem(&dns_pending, &key, pending, BPF_ANY) != 0) count(DW_TEL_DNS_PENDING_FULL);
+    return;
+  }
+  if (!is_response) return;
+  __builtin_memcpy(key.client_addr, info.dst, 16);
+  __builtin_memcpy(key.server_addr, info.src, 16);
+  key.client_port = dport;
+  struct dw_dns_pending *pending = bpf_map_lookup_elem(&dns_pending, &key);
+  if (!pending) {
+    count(DW_TEL_DNS_UNMATCHED);
+    return;
+  }
+  struct dw_dns_event *event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+  if (!event) {
+    count(DW_TEL_DNS_RINGBUF_FULL);
+    bpf_map_delete_elem(&dns_pending, &key);
+    return;
+  }
+  event->kind = DW_EVENT_DNS;
+  event->rcode = flags & 0xf;
+  event->latency_ns = bpf_ktime_get_ns() - pending->start_ns;
+  __u16 qlen = pending->question_len;
+  if (qlen > DW_DNS_QUESTION_MAX) qlen = DW_DNS_QUESTION_MAX;
+  event->question_len = qlen;
+  __builtin_memcpy(event->question, pending->question, DW_DNS_QUESTION_MAX);
+  event->pad0 = 0;
+  bpf_ringbuf_submit(event, 0);
+  bpf_map_delete_elem(&dns_pending, &key);
+}
+
+SEC("cgroup_skb/egress")
+int dw_skb_egress(struct __sk_buff *skb) {
+  inspect_dns(skb, 1);
+  return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int dw_skb_ingress(struct __sk_buff *skb) {
+  inspect_dns(skb, 0);
+  return 1;
+}

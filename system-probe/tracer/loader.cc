@@ -1,0 +1,275 @@
+#include "system-probe/tracer/loader.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/log/log.h"
+#include "network.skel.h"
+
+namespace dogwatch::sysprobe {
+
+namespace {
+
+// libbpf reports verifier and attach failures through its print callback: keep the tail so an
+// error can say why, and send the rest to debug logging.
+std::mutex g_libbpf_log_mu;
+std::string* g_libbpf_log = nullptr;
+
+int LibbpfPrint(enum libbpf_print_level level, const char* format, va_list args) {
+  // Verifier logs arrive as one message of up to megabytes: size the buffer to it.
+  va_list copy;
+  va_copy(copy, args);
+  int n = std::vsnprintf(nullptr, 0, format, copy);
+  va_end(copy);
+  if (n < 0) return 0;
+  std::string text(static_cast<size_t>(n) + 1, '\0');
+  std::vsnprintf(text.data(), text.size(), format, args);
+  text.pop_back();
+  const char* line = text.c_str();
+  std::lock_guard<std::mutex> lock(g_libbpf_log_mu);
+  static const bool verbose = std::getenv("DOGWATCH_BPF_VERBOSE") != nullptr;  // whole verifier logs
+  if (verbose) std::fputs(line, stderr);
+  if (g_libbpf_log != nullptr && level != LIBBPF_DEBUG) {
+    g_libbpf_log->append(text);
+    if (g_libbpf_log->size() > 16384) g_libbpf_log->erase(0, g_libbpf_log->size() - 16384);
+  }
+  return n;
+}
+
+std::string LastLines(const std::string& text, size_t lines) {
+  std::vector<absl::string_view> all = absl::StrSplit(text, '\n', absl::SkipEmpty());
+  if (all.size() > lines) all.erase(all.begin(), all.end() - lines);
+  return absl::StrJoin(all, " | ");
+}
+
+enum class Backend { kTracepoint, kFexit };
+
+const char* BackendName(Backend backend) { return backend == Backend::kTracepoint ? "tracepoint" : "fexit"; }
+
+struct Attachment {
+  const char* name;
+  bpf_program* program;
+  bpf_link** link;
+  bool cgroup;
+};
+
+std::vector<Attachment> Attachments(network_bpf* skel) {
+  auto& p = skel->progs;
+  auto& l = skel->links;
+  return {
+      {"tp_btf/sock_send_length", p.dw_sock_send_length, &l.dw_sock_send_length, false},
+      {"tp_btf/sock_recv_length", p.dw_sock_recv_length, &l.dw_sock_recv_length, false},
+      {"fexit/tcp_sendmsg", p.dw_fexit_tcp_sendmsg, &l.dw_fexit_tcp_sendmsg, false},
+      {"fexit/tcp_recvmsg", p.dw_fexit_tcp_recvmsg, &l.dw_fexit_tcp_recvmsg, false},
+      {"fexit/udp_sendmsg", p.dw_fexit_udp_sendmsg, &l.dw_fexit_udp_sendmsg, false},
+      {"fexit/udp_recvmsg", p.dw_fexit_udp_recvmsg, &l.dw_fexit_udp_recvmsg, false},
+      {"fexit/udpv6_sendmsg", p.dw_fexit_udpv6_sendmsg, &l.dw_fexit_udpv6_sendmsg, false},
+      {"fexit/udpv6_recvmsg", p.dw_fexit_udpv6_recvmsg, &l.dw_fexit_udpv6_recvmsg, false},
+      {"tp_btf/inet_sock_set_state", p.dw_inet_sock_set_state, &l.dw_inet_sock_set_state, false},
+      {"tp_btf/tcp_retransmit_skb", p.dw_tcp_retransmit_skb, &l.dw_tcp_retransmit_skb, false},
+      {"cgroup/sendmsg4", p.dw_sendmsg4, &l.dw_sendmsg4, true},
+      {"cgroup/sendmsg6", p.dw_sendmsg6, &l.dw_sendmsg6, true},
+      {"cgroup/recvmsg4", p.dw_recvmsg4, &l.dw_recvmsg4, true},
+      {"cgroup/recvmsg6", p.dw_recvmsg6, &l.dw_recvmsg6, true},
+      {"cgroup/bind4", p.dw_bind4, &l.dw_bind4, true},
+      {"cgroup/bind6", p.dw_bind6, &l.dw_bind6, true},
+      {"cgroup/sock_release", p.dw_sock_release, &l.dw_sock_release, true},
+      {"cgroup_skb/egress", p.dw_skb_egress, &l.dw_skb_egress, true},
+      {"cgroup_skb/ingress", p.dw_skb_ingress, &l.dw_skb_ingress, true},
+  };
+}
+
+// The I/O-accounting programs are what differs between backends; everything else is shared.
+bool BelongsToOtherBackend(const Attachment& a, Backend backend) {
+  const bool tracepoint_io = std::strncmp(a.name, "tp_btf/sock_", 12) == 0;
+  const bool fexit_io = std::strncmp(a.name, "fexit/", 6) == 0;
+  return backend == Backend::kTracepoint ? fexit_io : tracepoint_io;
+}
+
+absl::Status ExplainLoadFailure(int err, const std::string& log) {
+  std::string why = LastLines(log, 6);
+  if (err == -EACCES && log.find("failed to load: -13") != std::string::npos) {
+    return absl::InternalError(
+        absl::StrCat("the kernel's verifier rejected a program (set DOGWATCH_BPF_VERBOSE=1 "
+                     "for its whole log): ",
+                     why));
+  }
+  if (err == -EPERM || err == -EACCES) {
+    return absl::PermissionDeniedError(absl::StrCat("loading BPF programs was refused (", std::strerror(-err),
+                                                    "): system-probe needs CAP_BPF, CAP_PERFMON and "
+                                                    "CAP_NET_ADMIN (or root), and a kernel not locked down "
+                                                    "against BPF; libbpf: ",
+                                                    why));
+  }
+  if (err == -ENOSYS) {
+    return absl::FailedPreconditionError("this kernel has no bpf() system call (CONFIG_BPF_SYSCALL is off)");
+  }
+  return absl::InternalError(
+      absl::StrCat("loading BPF programs failed: ", std::strerror(-err), "; libbpf: ", why));
+}
+
+}  // namespace
+
+std::string FindCgroup2Mount(const std::string& mountinfo) {
+  // "36 25 0:30 / /sys/fs/cgroup/unified rw,... shared:9 - cgroup2 cgroup2 rw,..."
+  for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
+    size_t dash = line.find(" - ");
+    if (dash == std::string_view::npos) continue;
+    std::vector<absl::string_view> after = absl::StrSplit(line.substr(dash + 3), ' ');
+    if (after.empty() || after[0] != "cgroup2") continue;
+    std::vector<absl::string_view> before = absl::StrSplit(line.substr(0, dash), ' ');
+    if (before.size() >= 5) return std::string(before[4]);
+  }
+  return "";
+}
+
+absl::StatusOr<std::unique_ptr<NetworkProbe>> NetworkProbe::Load(const LoaderOptions& options) {
+  const std::string btf_path = options.btf_path.empty() ? "/sys/kernel/btf/vmlinux" : options.btf_path;
+  if (access(btf_path.c_str(), R_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("this kernel exposes no BTF (", btf_path, ": ", std::strerror(errno),
+                     "); the CO-RE network tracer needs CONFIG_DEBUG_INFO_BTF=y, or "
+                     "system_probe_config.btf_path pointing at "
+                     "the running kernel's BTF"));
+  }
+  std::string cgroup2 = options.cgroup2_path;
+  if (cgroup2.empty()) {
+    std::ifstream in("/proc/self/mountinfo");
+    std::stringstream text;
+    text << in.rdbuf();
+    cgroup2 = FindCgroup2Mount(text.str());
+  }
+
+  std::string libbpf_log;
+  {
+    std::lock_guard<std::mutex> lock(g_libbpf_log_mu);
+    g_libbpf_log = &libbpf_log;
+  }
+  libbpf_set_print(LibbpfPrint);
+  struct LogReset {
+    ~LogReset() {
+      std::lock_guard<std::mutex> lock(g_libbpf_log_mu);
+      g_libbpf_log = nullptr;
+    }
+  } reset_log;
+
+  std::unique_ptr<NetworkProbe> probe(new NetworkProbe());
+  int cgroup_fd = -1;
+  if (!cgroup2.empty()) {
+    cgroup_fd = open(cgroup2.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (cgroup_fd < 0)
+      probe->notes_.push_back(absl::StrCat("cannot open cgroup2 root ", cgroup2, ": ", std::strerror(errno)));
+  } else {
+    probe->notes_.push_back("no cgroup2 mount: unconnected UDP peers, UDP closes and DNS are not collected");
+  }
+  probe->cgroup_fd_ = cgroup_fd;
+
+  std::vector<Backend> order = {Backend::kTracepoint, Backend::kFexit};
+  if (options.forced_backend == "tracepoint") order = {Backend::kTracepoint};
+  if (options.forced_backend == "fexit") order = {Backend::kFexit};
+  absl::Status last_error = absl::InternalError("no backend tried");
+  for (Backend backend : order) {
+    libbpf_log.clear();
+    network_bpf* skel = network_bpf::open();
+    if (skel == nullptr) {
+      return absl::InternalError(absl::StrCat("opening the embedded BPF object failed: ",
+                                              std::strerror(errno), "; libbpf: ", LastLines(libbpf_log, 4)));
+    }
+    skel->rodata->collect_dns = options.collect_dns ? 1 : 0;
+    skel->rodata->ephemeral_port_min = 32768;
+    {
+      std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+      uint32_t low = 0, high = 0;
+      if (range >> low >> high && low > 0) skel->rodata->ephemeral_port_min = low;
+    }
+    bpf_map__set_max_entries(skel->maps.conns, options.max_tracked_connections);
+    bpf_map__set_max_entries(skel->maps.events, options.ring_buffer_bytes);
+    auto attachments = Attachments(skel);
+    for (auto& a : attachments) {
+      bool enabled = !BelongsToOtherBackend(a, backend);
+      if (a.cgroup && cgroup_fd < 0) enabled = false;
+      if (!options.collect_dns &&
+          (a.program == skel->progs.dw_skb_egress || a.program == skel->progs.dw_skb_ingress)) {
+        enabled = false;
+      }
+      bpf_program__set_autoload(a.program, enabled);
+    }
+    int err = network_bpf::load(skel);
+    if (err != 0) {
+      last_error = ExplainLoadFailure(err, libbpf_log);
+      probe->notes_.push_back(
+          absl::StrCat("backend ", BackendName(backend), " rejected: ", last_error.message()));
+      // Keep trying: fexit is refused with EPERM on locked-down kernels even for root, so one
+      // backend's permission error does not speak for the next.
+      network_bpf::destroy(skel);
+      continue;
+    }
+    std::vector<std::string> attached;
+    absl::Status attach_error;
+    for (auto& a : attachments) {
+      if (!bpf_program__autoload(a.program)) continue;
+      bpf_link* link =
+          a.cgroup ? bpf_program__attach_cgroup(a.program, cgroup_fd) : bpf_program__attach(a.program);
+      if (link == nullptr) {
+        attach_error = absl::InternalError(absl::StrCat(
+            "attaching ", a.name, " failed: ", std::strerror(errno), "; libbpf: ", LastLines(libbpf_log, 3)));
+        break;
+      }
+      *a.link = link;
+      attached.push_back(a.name);
+    }
+    if (!attach_error.ok()) {
+      last_error = attach_error;
+      probe->notes_.push_back(
+          absl::StrCat("backend ", BackendName(backend), " rejected: ", attach_error.message()));
+      network_bpf::destroy(skel);
+      continue;
+    }
+    probe->skel_ = skel;
+    probe->backend_ = BackendName(backend);
+    probe->attached_ = std::move(attached);
+    return probe;
+  }
+  return absl::Status(last_error.code(), absl::StrCat("no network tracer backend could be loaded: ",
+                                                      absl::StrJoin(probe->notes_, "; ")));
+}
+
+NetworkProbe::~NetworkProbe() {
+  if (skel_ != nullptr) network_bpf::destroy(skel_);
+  if (cgroup_fd_ >= 0) close(cgroup_fd_);
+}
+
+int NetworkProbe::conns_fd() const { return bpf_map__fd(skel_->maps.conns); }
+int NetworkProbe::dns_pending_fd() const { return bpf_map__fd(skel_->maps.dns_pending); }
+int NetworkProbe::telemetry_fd() const { return bpf_map__fd(skel_->maps.telemetry); }
+int NetworkProbe::events_fd() const { return bpf_map__fd(skel_->maps.events); }
+
+std::vector<std::pair<std::string, uint32_t>> NetworkProbe::program_ids() const {
+  std::vector<std::pair<std::string, uint32_t>> ids;
+  for (auto& a : Attachments(skel_)) {
+    if (!bpf_program__autoload(a.program)) continue;
+    bpf_prog_info info;
+    std::memset(&info, 0, sizeof(info));
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(a.program), &info, &len) == 0)
+      ids.emplace_back(a.name, info.id);
+  }
+  return ids;
+}
+
+}  // namespace dogwatch::sysprobe

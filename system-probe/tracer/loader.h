@@ -1,0 +1,57 @@
+// Loads dogwatch's network eBPF programs and attaches them, choosing the backend by trying to load
+// it (never by `bpftool feature probe`, which is wrong on locked-down kernels): first the
+// tracepoint + cgroup hook set, then the fexit set. A kernel without BTF or without BPF gets an
+// error naming what is missing.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+struct network_bpf;
+
+namespace dogwatch::sysprobe {
+
+struct LoaderOptions {
+  uint32_t max_tracked_connections = 65536;
+  bool collect_dns = true;
+  uint32_t ring_buffer_bytes = 1 << 20;
+  std::string btf_path;        // empty: the running kernel's /sys/kernel/btf/vmlinux
+  std::string cgroup2_path;    // empty: found in /proc/self/mountinfo
+  std::string forced_backend;  // "", "tracepoint" or "fexit" (tests and operators)
+};
+
+class NetworkProbe {
+ public:
+  static absl::StatusOr<std::unique_ptr<NetworkProbe>> Load(const LoaderOptions& options);
+  ~NetworkProbe();
+  NetworkProbe(const NetworkProbe&) = delete;
+  NetworkProbe& operator=(const NetworkProbe&) = delete;
+
+  const std::string& backend() const { return backend_; }
+  const std::vector<std::string>& attached() const { return attached_; }
+  // Why the backends tried before the chosen one were rejected.
+  const std::vector<std::string>& notes() const { return notes_; }
+
+  int conns_fd() const;
+  int dns_pending_fd() const;
+  int telemetry_fd() const;
+  int events_fd() const;
+  // Kernel program ids, for per-program run time statistics (BPF_ENABLE_STATS).
+  std::vector<std::pair<std::string, uint32_t>> program_ids() const;
+
+ private:
+  NetworkProbe() = default;
+  network_bpf* skel_ = nullptr;
+  int cgroup_fd_ = -1;
+  std::string backend_;
+  std::vector<std::string> attached_;
+  std::vector<std::string> notes_;
+};
+
+// The cgroup2 mount point from a mountinfo text ("" when there is none).
+std::string FindCgroup2Mount(const std::string& mountinfo);
+
+}  // namespace dogwatch::sysprobe
