@@ -88,6 +88,8 @@ grpc::Status SystemProbeService::GetConnections(grpc::ServerContext*, const GetC
       DnsStats* dns = response->add_dns();
       dns->set_domain(key.domain);
       dns->set_query_type(key.query_type);
+      dns->set_client_port(key.client_port);
+      dns->set_server_ip(FormatAddress(key.server_addr, key.family));
       dns->set_successes(counts.successes);
       for (const auto& [rcode, n] : counts.failures_by_rcode) (*dns->mutable_failures_by_rcode())[rcode] = n;
       dns->set_timeouts(counts.timeouts);

@@ -576,6 +576,7 @@ TEST_CASE("DNS: latency and response codes per domain from a resolver on loopbac
   SystemProbeUnderTest probe;
   probe.Poll("test");
   NetNs ns;
+  uint16_t client_port = 0;
   ns.Run([&] {
     int server = Listen(kV4, SOCK_DGRAM, 53);
     std::thread resolver([&] {
@@ -601,6 +602,7 @@ TEST_CASE("DNS: latency and response codes per domain from a resolver on loopbac
     socklen_t len;
     auto addr = Address(kV4, 53, &len);
     REQUIRE(connect(client, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+    client_port = LocalPort(client);
     std::vector<uint8_t> reply(512);
     uint16_t id = 0x4242;
     for (const char* name :
@@ -627,7 +629,10 @@ TEST_CASE("DNS: latency and response codes per domain from a resolver on loopbac
   REQUIRE(ok.has_value());
   REQUIRE(missing.has_value());
   CHECK(ok->query_type() == 1);
-  CHECK(ok->successes() == 2);  // both casings are one domain
+  CHECK(ok->successes() == 2);  // both casings are one domain (same querying flow)
+  CHECK(ok->server_ip() == "127.0.0.1");
+  CHECK(ok->client_port() == client_port);
+  CHECK(missing->client_port() == client_port);
   CHECK(ok->success_latency_sum_us() > 0);
   CHECK(ok->failures_by_rcode().empty());
   CHECK(missing->successes() == 0);

@@ -668,6 +668,10 @@ static __always_inline void inspect_dns(struct __sk_buff *skb, int egress) {
   event->question_len = qlen;
   __builtin_memcpy(event->question, pending->question, DW_DNS_QUESTION_MAX);
   event->pad0 = 0;
+  __builtin_memcpy(event->server_addr, key.server_addr, 16);
+  event->client_port = key.client_port;
+  event->family = key.family;
+  __builtin_memset(event->pad1, 0, sizeof(event->pad1));
   bpf_ringbuf_submit(event, 0);
   bpf_map_delete_elem(&dns_pending, &key);
 }

@@ -96,6 +96,11 @@ struct dw_dns_event {
   __u64 latency_ns;
   __u8 question[DW_DNS_QUESTION_MAX];
   __u32 pad0;
+  /* The querying flow, so the answer can be attached to that connection as Datadog does. */
+  __u8 server_addr[16];
+  __u16 client_port; /* host order */
+  __u8 family;
+  __u8 pad1[5];
 };
 
 /* Per-CPU counters: everything the programs drop or shed. */

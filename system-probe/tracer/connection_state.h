@@ -72,13 +72,18 @@ struct ConnDelta {
   uint32_t closed = 0;       // 1 in the one reply that reports the close
 };
 
+// DNS answers are counted per domain and query type for each querying flow (client port to one
+// server), so the process-agent can attach them to that connection as Datadog does.
 struct DnsKey {
   std::string domain;
   uint16_t query_type = 0;
+  uint16_t client_port = 0;
+  std::array<uint8_t, 16> server_addr{};
+  uint8_t family = 4;
   friend bool operator==(const DnsKey&, const DnsKey&) = default;
   template <typename H>
   friend H AbslHashValue(H h, const DnsKey& k) {
-    return H::combine(std::move(h), k.domain, k.query_type);
+    return H::combine(std::move(h), k.domain, k.query_type, k.client_port, k.server_addr, k.family);
   }
 };
 

@@ -20,7 +20,7 @@ static_assert(sizeof(dw_conn_key) == 32, "dw_conn_key layout");
 static_assert(sizeof(dw_conn_stats) == 128, "dw_conn_stats layout");
 static_assert(sizeof(dw_conn_event) == 168, "dw_conn_event layout");
 static_assert(sizeof(dw_dns_pending) == 144, "dw_dns_pending layout");
-static_assert(sizeof(dw_dns_event) == 144, "dw_dns_event layout");
+static_assert(sizeof(dw_dns_event) == 168, "dw_dns_event layout");
 static_assert(sizeof(dw_dns_key) == 40, "dw_dns_key layout");
 
 namespace {
@@ -163,7 +163,13 @@ int NetworkTracer::HandleEvent(const void* data, size_t size) {
       ++counters_["dns_bad_questions"];
       return 0;
     }
-    state_.AddDns({question->name, question->query_type}, event.rcode, event.latency_ns / 1000, false);
+    DnsKey key{question->name,
+               question->query_type,
+               event.client_port,
+               {},
+               event.family == 6 ? uint8_t{6} : uint8_t{4}};
+    std::memcpy(key.server_addr.data(), event.server_addr, 16);
+    state_.AddDns(key, event.rcode, event.latency_ns / 1000, false);
     ++counters_["dns_responses"];
   } else {
     ++counters_["events_malformed"];
@@ -253,7 +259,13 @@ void NetworkTracer::ExpireDnsQueries() {
       auto question =
           ParseDnsQuestion({pending.question, std::min<size_t>(pending.question_len, DW_DNS_QUESTION_MAX)});
       if (question.ok()) {
-        state_.AddDns({question->name, question->query_type}, 0, 0, /*timeout=*/true);
+        DnsKey key{question->name,
+                   question->query_type,
+                   next.client_port,
+                   {},
+                   next.family == 6 ? uint8_t{6} : uint8_t{4}};
+        std::memcpy(key.server_addr.data(), next.server_addr, 16);
+        state_.AddDns(key, 0, 0, /*timeout=*/true);
         ++counters_["dns_timeouts"];
       } else {
         ++counters_["dns_bad_questions"];
