@@ -2,40 +2,102 @@
 # End-to-end trace-agent benchmark: the real suite (agent + trace-agent on the local intake),
 # loaded over HTTP by tests/load/trace_load from another process. Reports spans per CPU-second of
 # the trace-agent process (HTTP request → decode → normalize → obfuscate → stats → sample → encode
-# → gzip → handed to the core's forwarder), beside the same run's bare msgpack-tokenizing ceiling
+# → zstd → handed to the core's forwarder), beside the same run's bare msgpack-tokenizing ceiling
 # (msgpack-cxx with a no-op visitor on the same payload), and RSS at a paced 100k spans/s.
 # Usage: tests/bench/trace_agent_bench.sh [SECONDS]
 #   build first: cmake --build build --target agent trace-agent trace_load trace_decode_benchmark
-#   trace_writer_benchmark. DOGWATCH_BIN_DIR=<dir holding another trace-agent> compares a build
-#   side by side with the current one (the agent itself always comes from build/bin).
+#   trace_writer_benchmark.
+#   DOGWATCH_BIN_DIR=<dir holding another trace-agent, process-agent and system-probe> runs that
+#   build instead of build/bin (the agent itself always comes from build/bin).
+#   DOGWATCH_BASE_BIN_DIR=<dir> (same layout) compares two builds side by side: both suites run at
+#   the same time, each under its own load generator, ROUNDS times (default 3), so that both see the
+#   same interference from whatever else runs on the machine; prints each round's figures and ratio.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-10}
-dir=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cleanup() { kill "$agent" 2>/dev/null || true; wait "$agent" 2>/dev/null || true; rm -rf "$dir"; }
+hz=$(getconf CLK_TCK)
+agents=()
+dirs=()
+cleanup() {
+  for a in "${agents[@]}"; do kill "$a" 2>/dev/null || true; done
+  for a in "${agents[@]}"; do wait "$a" 2>/dev/null || true; done
+  for d in "${dirs[@]}"; do rm -rf "$d"; done
+}
 trap cleanup EXIT
-cat >"$dir/dw.yaml" <<YAML
+
+# start_suite BIN_DIR: starts agent + trace-agent; sets suite_port and suite_tpid.
+start_suite() {
+  local bin_dir=$1 dir port agent
+  dir=$(mktemp -d)
+  dirs+=("$dir")
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat >"$dir/dw.yaml" <<YAML
 run_path: $dir
 log_level: warn
 agent_ipc: {socket: $dir/agent.sock}
 health_port: 0
 local_intake: {port: 0, max_size_in_bytes: 67108864}
-supervisor: {enabled: true, bin_dir: ${DOGWATCH_BIN_DIR:-$PWD/build/bin}}
+supervisor: {enabled: true, bin_dir: $bin_dir}
 apm_config: {enabled: true, receiver_port: $port, receiver_socket: ""}
 dogstatsd_port: 0
+dogstatsd_socket: ""
 YAML
-build/bin/agent -c "$dir/dw.yaml" run 2>"$dir/agent.log" &
-agent=$!
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/info" >/dev/null && break; sleep 0.1; done
-tpid=$(pgrep -P "$agent" -f trace-agent)
-cpu() { awk '{print $14 + $15}' "/proc/$tpid/stat"; }
-hz=$(getconf CLK_TCK)
+  build/bin/agent -c "$dir/dw.yaml" run 2>"$dir/agent.log" &
+  agent=$!
+  agents+=("$agent")
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/info" >/dev/null && break; sleep 0.1; done
+  suite_tpid=$(pgrep -P "$agent" -x trace-agent) || {
+    echo "trace-agent from $bin_dir did not start:" >&2
+    cat "$dir/agent.log" >&2
+    exit 1
+  }
+  suite_port=$port
+}
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+spans_of() { sed -E 's/.*"spans_sent": ([0-9]+).*/\1/' <<<"$1"; }
 
-before=$(cpu)
+if [ -n "${DOGWATCH_BASE_BIN_DIR:-}" ]; then
+  start_suite "$DOGWATCH_BASE_BIN_DIR"
+  base_port=$suite_port base_tpid=$suite_tpid
+  start_suite "${DOGWATCH_BIN_DIR:-$PWD/build/bin}"
+  new_port=$suite_port new_tpid=$suite_tpid
+  out=$(mktemp -d)
+  dirs+=("$out")
+  printf '| round | base spans/CPU-s | new spans/CPU-s | new/base |\n|---|---|---|---|\n'
+  for round in $(seq 1 "${ROUNDS:-3}"); do
+    b0=$(cpu "$base_tpid") n0=$(cpu "$new_tpid")
+    build/bench/trace_load --url "http://127.0.0.1:$base_port" --seconds "$seconds" --threads 2 >"$out/base" || true &
+    lb=$!
+    build/bench/trace_load --url "http://127.0.0.1:$new_port" --seconds "$seconds" --threads 2 >"$out/new" || true &
+    ln=$!
+    wait "$lb" "$ln" || true
+    b1=$(cpu "$base_tpid") n1=$(cpu "$new_tpid")
+    base=$(echo "$(spans_of "$(cat "$out/base")") * $hz / ($b1 - $b0)" | bc -l)
+    new=$(echo "$(spans_of "$(cat "$out/new")") * $hz / ($n1 - $n0)" | bc -l)
+    printf '| %d | %.0f | %.0f | %.2f |\n' "$round" "$base" "$new" "$(echo "$new / $base" | bc -l)"
+  done
+  # Memory: both at a paced 100k spans/s at the same time.
+  build/bench/trace_load --url "http://127.0.0.1:$base_port" --seconds "$seconds" --threads 2 \
+    --spans-per-second 100000 >/dev/null || true &
+  lb=$!
+  build/bench/trace_load --url "http://127.0.0.1:$new_port" --seconds "$seconds" --threads 2 \
+    --spans-per-second 100000 >/dev/null || true &
+  ln=$!
+  wait "$lb" "$ln" || true
+  for which in base new; do
+    tpid=${which}_tpid
+    printf '| %s: RSS at 100k spans/s (VmRSS / VmHWM) | %d KiB / %d KiB |\n' "$which" \
+      "$(awk '/VmRSS/{print $2}' "/proc/${!tpid}/status")" "$(awk '/VmHWM/{print $2}' "/proc/${!tpid}/status")"
+  done
+  exit 0
+fi
+
+start_suite "${DOGWATCH_BIN_DIR:-$PWD/build/bin}"
+port=$suite_port tpid=$suite_tpid
+before=$(cpu "$tpid")
 load=$(build/bench/trace_load --url "http://127.0.0.1:$port" --seconds "$seconds" --threads 2 || true)  # failures are in the JSON
-after=$(cpu)
-spans=$(sed -E 's/.*"spans_sent": ([0-9]+).*/\1/' <<<"$load")
+after=$(cpu "$tpid")
+spans=$(spans_of "$load")
 cpu_s=$(echo "($after - $before) / $hz" | bc -l)
 per_cpu=$(echo "$spans / $cpu_s" | bc -l)
 

@@ -204,7 +204,7 @@ void Pipeline::Process(TracerPayload payload, const RequestContext& context) {
         payload.app_version = *version;
     }
     for (Span& span : chunk.spans) {
-      obfuscator_.ObfuscateSpan(span);
+      obfuscator_.ObfuscateSpan(span, &payload.keep_alive);
       TruncateSpan(span, normalize, &normalize_stats);
     }
     MarkTopLevel(chunk.spans, context.client_computed_top_level);
@@ -317,6 +317,16 @@ std::map<std::string, int64_t> Pipeline::Counters() const {
   out["stats_spans_shed"] =
       static_cast<int64_t>(concentrator.spans_shed_groups + concentrator.spans_shed_buckets);
   out["stats_live_groups"] = static_cast<int64_t>(concentrator.live_groups);
+  // The SQL query cache is bounded by entries and bytes; what the bounds shed shows as evictions.
+  const ObfuscatorStats obfuscation = obfuscator_.stats();
+  out["obfuscation_sql_queries"] = static_cast<int64_t>(obfuscation.sql_queries);
+  out["obfuscation_sql_errors"] = static_cast<int64_t>(obfuscation.sql_errors);
+  out["obfuscation_sql_cache_hits"] = static_cast<int64_t>(obfuscation.cache_hits);
+  out["obfuscation_sql_cache_misses"] = static_cast<int64_t>(obfuscation.cache_misses);
+  out["obfuscation_sql_cache_evictions"] = static_cast<int64_t>(obfuscation.cache_evictions);
+  out["obfuscation_sql_cache_entries"] = static_cast<int64_t>(obfuscation.cache_entries);
+  out["obfuscation_sql_cache_bytes"] = static_cast<int64_t>(obfuscation.cache_bytes);
+  out["obfuscation_credit_cards"] = static_cast<int64_t>(obfuscation.credit_cards);
   return out;
 }
 

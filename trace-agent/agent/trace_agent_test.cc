@@ -153,8 +153,26 @@ TEST_CASE("valid traces are answered with rate_by_service and written") {
   CHECK_THAT(reply.body, Catch::Contains("\"rate_by_service\""));
   CHECK_THAT(reply.body, Catch::Contains("\"service:,env:\""));
   CHECK_THAT(reply.agent_version_header, Catch::Contains(DOGWATCH_VERSION));
-  CHECK(h.WrittenSpans().size() == 75);
+  const auto spans = h.WrittenSpans();
+  CHECK(spans.size() == 75);
   CHECK(h.receiver->Counters().at("spans_received") == 75);
+  // SQL spans borrow the obfuscated statement from the shared (cached) result until the writer has
+  // encoded them: what was written must be the obfuscated text, in the resource and in sql.query.
+  int sql = 0;
+  for (const auto& span : spans) {
+    if (span.type() != "sql") continue;
+    ++sql;
+    INFO(span.resource());
+    CHECK(span.resource().find('?') != std::string::npos);
+    CHECK(span.meta().at("sql.query") == span.resource());
+  }
+  CHECK(sql > 0);
+  const auto counters = h.pipeline->Counters();
+  CHECK(counters.at("obfuscation_sql_queries") >= sql);
+  CHECK(counters.at("obfuscation_sql_cache_hits") + counters.at("obfuscation_sql_cache_misses") ==
+        counters.at("obfuscation_sql_queries"));
+  CHECK(counters.at("obfuscation_sql_cache_evictions") == 0);
+  CHECK(counters.at("obfuscation_sql_cache_entries") > 0);
 }
 
 TEST_CASE("bad trace payloads get a clear 4xx, are counted and never crash") {

@@ -8,21 +8,21 @@ std::ostream& operator<<(std::ostream& out, const SpanString& s) { return out <<
 
 const SpanString* Find(const StringMap& map, std::string_view key) {
   for (const auto& entry : map) {
-    if (entry.first.view() == key) return &entry.second;
+    if (SameKey(entry.first.view(), key)) return &entry.second;
   }
   return nullptr;
 }
 
 const double* Find(const NumberMap& map, std::string_view key) {
   for (const auto& entry : map) {
-    if (entry.first.view() == key) return &entry.second;
+    if (SameKey(entry.first.view(), key)) return &entry.second;
   }
   return nullptr;
 }
 
 void Set(StringMap& map, std::string_view key, SpanString value) {
   for (auto& entry : map) {
-    if (entry.first.view() == key) {
+    if (SameKey(entry.first.view(), key)) {
       entry.second = std::move(value);
       return;
     }
@@ -32,7 +32,7 @@ void Set(StringMap& map, std::string_view key, SpanString value) {
 
 void SetStaticKey(StringMap& map, std::string_view static_key, SpanString value) {
   for (auto& entry : map) {
-    if (entry.first.view() == static_key) {
+    if (SameKey(entry.first.view(), static_key)) {
       entry.second = std::move(value);
       return;
     }
@@ -42,7 +42,7 @@ void SetStaticKey(StringMap& map, std::string_view static_key, SpanString value)
 
 void SetStaticKey(NumberMap& map, std::string_view static_key, double value) {
   for (auto& entry : map) {
-    if (entry.first.view() == static_key) {
+    if (SameKey(entry.first.view(), static_key)) {
       entry.second = value;
       return;
     }
@@ -52,7 +52,7 @@ void SetStaticKey(NumberMap& map, std::string_view static_key, double value) {
 
 void Set(NumberMap& map, std::string_view key, double value) {
   for (auto& entry : map) {
-    if (entry.first.view() == key) {
+    if (SameKey(entry.first.view(), key)) {
       entry.second = value;
       return;
     }

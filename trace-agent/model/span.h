@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstring>
 #include <iosfwd>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -161,6 +162,13 @@ std::ostream& operator<<(std::ostream& out, const SpanString& s);
 using StringMap = std::vector<std::pair<SpanString, SpanString>>;
 using NumberMap = std::vector<std::pair<SpanString, double>>;
 
+// Key equality for the flat-map scans: most keys differ from the one looked up in length or in
+// their first byte, which rejects them without a call to memcmp.
+inline bool SameKey(std::string_view a, std::string_view b) noexcept {
+  return a.size() == b.size() &&
+         (a.empty() || (a[0] == b[0] && std::memcmp(a.data(), b.data(), a.size()) == 0));
+}
+
 // Lookups and updates on the flat maps. Keys are unique: Set replaces an existing entry. A new
 // entry's key is an owned copy of `key`.
 const SpanString* Find(const StringMap& map, std::string_view key);
@@ -220,8 +228,13 @@ struct TraceChunk {
   bool dropped_trace = false;
 };
 
+// Shared results that spans of a payload borrow strings from (obfuscated SQL from the query
+// cache): one reference per result instead of a copy per span. Destroyed after the chunks.
+using KeepAlive = std::vector<std::shared_ptr<const void>>;
+
 // Payload-level strings are few (one set per request) and stay std::string.
 struct TracerPayload {
+  KeepAlive keep_alive;  // first: outlives every span that borrows from it
   std::string container_id;
   std::string language_name;
   std::string language_version;

@@ -31,6 +31,11 @@ std::string ObfuscateMemcachedString(std::string_view command, bool keep_command
 // URLs: userinfo always removed; query string and/or path segments containing digits replaced by '?'.
 // With an option on, a URL that does not parse becomes "?"; with none, it is returned unchanged.
 std::string ObfuscateUrlString(std::string_view url, const HttpObfuscationOptions& options);
+// Whether the default URL obfuscation (only userinfo removed) returns `url` byte for byte, decided in
+// one pass for the canonical URLs tracers send; false means "parse it" (the result may still be equal).
+bool UrlKeptVerbatim(std::string_view url);
+// ObfuscateUrlString without that shortcut (tests compare the two).
+std::string ObfuscateUrlStringParsed(std::string_view url, const HttpObfuscationOptions& options);
 
 // Credit cards: 12 to 16 digits (spaces and dashes allowed) with a known issuer prefix, optionally a
 // valid Luhn checksum.

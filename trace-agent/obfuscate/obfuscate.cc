@@ -27,7 +27,7 @@ constexpr std::string_view kJsonSqlFailure =
 
 SpanString* FindValue(StringMap& map, std::string_view key) {
   for (auto& [k, v] : map) {
-    if (k == key) return &v;
+    if (SameKey(k, key)) return &v;
   }
   return nullptr;
 }
@@ -90,32 +90,49 @@ absl::StatusOr<std::shared_ptr<const ObfuscatedQuery>> Obfuscator::ObfuscateSql(
   return value;
 }
 
-void Obfuscator::ObfuscateSqlSpan(Span& span) {
+void Obfuscator::ObfuscateSqlSpan(Span& span, KeepAlive* keep_alive) {
+  // A string of a shared result, as the span should hold it: borrowed (the result is kept alive by
+  // the caller's keep_alive, referenced once per span) or, without keep_alive, an owned copy.
+  bool kept = false;
+  auto share = [&](const std::shared_ptr<const ObfuscatedQuery>& result, std::string_view text) {
+    if (keep_alive == nullptr) return SpanString(text);
+    if (!kept) {
+      keep_alive->push_back(result);
+      kept = true;
+    }
+    return SpanString::Borrow(text);
+  };
   // The raw statement may also sit in attributes. A copy equal to the resource takes the resource's
   // result; a different statement is obfuscated on its own; one that does not parse is replaced.
-  auto obfuscate_attribute = [this, &span](std::string_view key, std::string_view raw,
-                                           std::string_view obfuscated) {
+  auto obfuscate_attribute = [&](std::string_view key, std::string_view raw, const SpanString& obfuscated) {
     SpanString* value = FindValue(span.meta, key);
     if (value == nullptr || value->empty()) return;
     if (!raw.empty() && *value == raw) {
-      *value = SpanString(obfuscated);
+      *value = obfuscated;  // a copy: borrowed stays borrowed, owned is copied
       return;
     }
     absl::StatusOr<std::shared_ptr<const ObfuscatedQuery>> result = ObfuscateSql(*value);
-    *value = result.ok() ? (*result)->query : std::string(kNonParsableSql);
+    if (!result.ok()) {
+      *value = SpanString::Borrow(kNonParsableSql);  // a constant: lives forever
+    } else if (keep_alive != nullptr) {
+      keep_alive->push_back(*result);
+      *value = SpanString::Borrow((*result)->query);
+    } else {
+      *value = SpanString((*result)->query);
+    }
   };
 
   if (span.resource.empty()) {
     for (std::string_view key : {kSqlQueryKey, kDbStatementKey, kDbQueryTextKey}) {
-      obfuscate_attribute(key, {}, {});
+      obfuscate_attribute(key, {}, SpanString());
     }
     return;
   }
   const SpanString raw = std::move(span.resource);
   absl::StatusOr<std::shared_ptr<const ObfuscatedQuery>> result = ObfuscateSql(raw);
   // Never keep the raw statement: a query we cannot tokenize may still hold literals.
-  const std::string_view obfuscated = result.ok() ? std::string_view((*result)->query) : kNonParsableSql;
-  span.resource = SpanString(obfuscated);
+  span.resource = result.ok() ? share(*result, (*result)->query) : SpanString::Borrow(kNonParsableSql);
+  const SpanString& obfuscated = span.resource;
 
   // sql.query always carries the obfuscated statement (set when absent, as the agent did for years);
   // a different statement already there is obfuscated on its own, as the current agent does.
@@ -123,16 +140,16 @@ void Obfuscator::ObfuscateSqlSpan(Span& span) {
   if (sql_query != nullptr && !sql_query->empty() && *sql_query != raw) {
     obfuscate_attribute(kSqlQueryKey, raw, obfuscated);
   } else {
-    SetStaticKey(span.meta, kSqlQueryKey, SpanString(obfuscated));
+    SetStaticKey(span.meta, kSqlQueryKey, obfuscated);
   }
   obfuscate_attribute(kDbStatementKey, raw, obfuscated);
   obfuscate_attribute(kDbQueryTextKey, raw, obfuscated);
   if (result.ok() && !(*result)->metadata.tables_csv.empty()) {
-    SetStaticKey(span.meta, kSqlTablesKey, (*result)->metadata.tables_csv);
+    SetStaticKey(span.meta, kSqlTablesKey, share(*result, (*result)->metadata.tables_csv));
   }
 }
 
-void Obfuscator::ObfuscateSpan(Span& span) {
+void Obfuscator::ObfuscateSpan(Span& span, KeepAlive* keep_alive) {
   if (options_.credit_cards.enabled) {
     for (auto& [key, value] : span.meta) {
       // The value test first: it rejects almost every value on its first bytes, where the key
@@ -146,7 +163,7 @@ void Obfuscator::ObfuscateSpan(Span& span) {
 
   const std::string_view type = span.type;
   if (type == "sql" || type == "cassandra") {
-    ObfuscateSqlSpan(span);
+    ObfuscateSqlSpan(span, keep_alive);
   } else if (type == "redis" || type == "valkey") {
     // Quantized whatever the obfuscation settings: the resource becomes a stats key.
     span.resource = QuantizeRedis(span.resource);
@@ -168,8 +185,10 @@ void Obfuscator::ObfuscateSpan(Span& span) {
     }
   } else if (type == "web" || type == "http") {
     SpanString* url = FindValue(span.meta, kHttpUrlKey);
-    if (url != nullptr && !url->empty()) {
-      // Usually unchanged (only userinfo goes by default): then the value keeps borrowing.
+    const bool defaults = !options_.http.remove_query_string && !options_.http.remove_paths_with_digits;
+    // Usually unchanged (only userinfo goes by default): then the value keeps borrowing, and a
+    // canonical URL is recognized without parsing or copying it.
+    if (url != nullptr && !url->empty() && !(defaults && obfuscate_internal::UrlKeptVerbatim(*url))) {
       std::string obfuscated = ObfuscateUrl(*url);
       if (obfuscated != url->view()) *url = SpanString(obfuscated);
     }

@@ -135,7 +135,10 @@ class Obfuscator {
   //   mongodb            -> meta mongodb.query (JSON)
   //   elasticsearch, opensearch -> meta elasticsearch.body / opensearch.body (JSON)
   // and, for every span, credit-card-like meta values and (remove_stack_traces) error.stack.
-  void ObfuscateSpan(Span& span);
+  // With `keep_alive`, SQL results are not copied into the span: it borrows them from the shared
+  // (cached) result, and a reference to that result goes into `keep_alive`, which the caller keeps
+  // for as long as the span (TracerPayload::keep_alive).
+  void ObfuscateSpan(Span& span, KeepAlive* keep_alive = nullptr);
 
   // Stats groups computed by tracers (client stats): the same resource quantization as spans get, so
   // stats keys agree.
@@ -159,7 +162,7 @@ class Obfuscator {
   ObfuscatorStats stats() const;
 
  private:
-  void ObfuscateSqlSpan(Span& span);
+  void ObfuscateSqlSpan(Span& span, KeepAlive* keep_alive);
   std::string ObfuscateJson(const JsonObfuscator* obfuscator, std::string_view json);
 
   ObfuscationOptions options_;

@@ -19,7 +19,7 @@ std::shared_ptr<const ObfuscatedQuery> QueryCache::Get(std::string_view query) {
     misses_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
-  lru_.splice(lru_.begin(), lru_, it->second);
+  if (it->second != lru_.begin()) lru_.splice(lru_.begin(), lru_, it->second);
   hits_.fetch_add(1, std::memory_order_relaxed);
   return it->second->value;
 }

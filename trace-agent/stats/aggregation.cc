@@ -7,6 +7,7 @@
 #include <bit>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 
 #include "common/strings/strings.h"
 #include "trace-agent/stats/span_util.h"
@@ -413,10 +414,45 @@ std::string GrpcStatusCode(const StatsSpanFields& f) {
   return "";
 }
 
+namespace {
+
+uint64_t PeerKeyHash(std::string_view k) {
+  uint64_t head = 0;
+  uint64_t tail = 0;
+  const size_t n = k.size();
+  if (n >= 8) {
+    std::memcpy(&head, k.data(), 8);
+    std::memcpy(&tail, k.data() + n - 8, 8);
+  } else {
+    std::memcpy(&head, k.data(), n);
+  }
+  uint64_t h = (head * 0x9e3779b97f4a7c15ull) ^ (tail * 0xc2b2ae3d27d4eb4full) ^ n;
+  return h ^ (h >> 31);
+}
+
+}  // namespace
+
+bool PeerTagMatcher::IsKey(std::string_view key) const {
+  for (size_t i = PeerKeyHash(key) & table_mask_;; i = (i + 1) & table_mask_) {
+    const int32_t slot = table_[i];
+    if (slot < 0) return false;
+    if (keys_[static_cast<size_t>(slot)] == key) return true;
+  }
+}
+
 PeerTagMatcher::PeerTagMatcher(std::vector<std::string> keys) : keys_(std::move(keys)) {
   std::sort(keys_.begin(), keys_.end());
   keys_.erase(std::unique(keys_.begin(), keys_.end()), keys_.end());
-  key_set_.insert(keys_.begin(), keys_.end());
+  // At most a quarter full: probes stay short, and there is always an empty slot to end a miss.
+  size_t size = 64;
+  while (size < keys_.size() * 4) size *= 2;
+  table_.assign(size, -1);
+  table_mask_ = size - 1;
+  for (size_t k = 0; k < keys_.size(); ++k) {
+    size_t i = PeerKeyHash(keys_[k]) & table_mask_;
+    while (table_[i] >= 0) i = (i + 1) & table_mask_;
+    table_[i] = static_cast<int32_t>(k);
+  }
   for (const auto& k : keys_) {
     if (k.empty()) continue;
     length_mask_ |= k.size() < 64 ? (uint64_t{1} << k.size()) : 0;
@@ -453,7 +489,7 @@ size_t PeerTagMatcher::Match(const Span& s, const StatsSpanFields& f, std::vecto
     if (k.empty() || (k.size() < 64 && !(length_mask_ & (uint64_t{1} << k.size())))) continue;
     const auto c0 = static_cast<unsigned char>(k.front());
     if (!(first_char_mask_[c0 / 64] & (uint64_t{1} << (c0 % 64)))) continue;
-    if (!key_set_.contains(absl::string_view(k.data(), k.size()))) continue;
+    if (!IsKey(k)) continue;
     std::string& t = slot();
     strings::AppendTo(&t, k, ":");
     AppendQuantizedPeerIpAddresses(v, &t);

@@ -354,6 +354,20 @@ TEST_CASE("aggregation: peer tags, IP quantization and hashes") {
   MatchingPeerTags(internal, "", keys, &tags);
   CHECK(tags == std::vector<std::string>{"_dd.base_service:web"});
 
+  // Every configured key matches, and keys that only differ in the middle (same length, same first
+  // and last 8 bytes: the matcher's hash) or by a byte at either end do not.
+  Span all;
+  for (const auto& k : keys) Set(all.meta, k, "v");
+  Set(all.meta, "messaging.dXstination.name", "v");
+  Set(all.meta, "db.systen", "v");
+  Set(all.meta, "Xeer.service", "v");
+  Set(all.meta, "peer.service.", "v");
+  MatchingPeerTags(all, "producer", keys, &tags);
+  std::vector<std::string> want;
+  for (const auto& k : keys) want.push_back(k + ":v");
+  std::sort(want.begin(), want.end());  // sorted as "key:value" strings, not by key
+  CHECK(tags == want);
+
   std::vector<std::string> ab = {"b", "a"};
   CHECK(TagsFnvHash(&ab) == 16560467112517592754ull);
   CHECK(ab == std::vector<std::string>{"a", "b"});

@@ -127,7 +127,7 @@ char* PayloadEncoder::Reserve(size_t size) {
   return buffer_.get();
 }
 
-std::string_view PayloadEncoder::EncodeTracerPayload(const TracerPayload& payload) {
+size_t PayloadEncoder::Measure(const TracerPayload& payload) {
   // Pass 1: sizes, innermost first.
   span_sizes_.clear();
   chunk_sizes_.clear();
@@ -142,10 +142,14 @@ std::string_view PayloadEncoder::EncodeTracerPayload(const TracerPayload& payloa
     chunk_sizes_.push_back(chunk_size);
     tracer_size += MessageFieldSize(chunk_size);
   }
-  const size_t total = MessageFieldSize(tracer_size);
+  measured_tracer_size_ = tracer_size;
+  return MessageFieldSize(tracer_size);
+}
 
+void PayloadEncoder::EncodeMeasured(const TracerPayload& payload, char* start) {
   // Pass 2: the bytes, in field order.
-  char* start = Reserve(total);
+  const size_t tracer_size = measured_tracer_size_;
+  const size_t total = MessageFieldSize(tracer_size);
   ProtoSink w(start);
   w.MessageHeader(5, tracer_size);
   w.String(1, payload.container_id);
@@ -173,6 +177,12 @@ std::string_view PayloadEncoder::EncodeTracerPayload(const TracerPayload& payloa
   // The two passes must agree byte for byte; a mismatch is a bug in this file, and sending a
   // corrupt payload would be worse than stopping (the tests cover every field).
   if (w.position() != start + total) std::abort();
+}
+
+std::string_view PayloadEncoder::EncodeTracerPayload(const TracerPayload& payload) {
+  const size_t total = Measure(payload);
+  char* start = Reserve(total);
+  EncodeMeasured(payload, start);
   return std::string_view(start, total);
 }
 

@@ -20,6 +20,11 @@ class PayloadEncoder {
  public:
   // One AgentPayload.tracerPayloads entry (field 5, length-delimited), valid until the next call.
   std::string_view EncodeTracerPayload(const TracerPayload& payload);
+  // The same in two steps, for callers that own the destination memory (the trace writer encodes
+  // straight into its flush buffer): Measure returns the entry's size, EncodeMeasured then writes
+  // exactly that many bytes at `out`. `payload` must not change in between.
+  size_t Measure(const TracerPayload& payload);
+  void EncodeMeasured(const TracerPayload& payload, char* out);
   // Appends EncodeTracerPayload(payload) to `agent_payload`.
   void AppendTracerPayload(const TracerPayload& payload, std::string* agent_payload);
 
@@ -46,6 +51,7 @@ class PayloadEncoder {
 
   std::vector<size_t> span_sizes_;   // every span of the payload, in order
   std::vector<size_t> chunk_sizes_;  // every chunk of the payload, in order
+  size_t measured_tracer_size_ = 0;  // the TracerPayload message's size, from the last Measure
   std::unique_ptr<char[]> buffer_;   // not value-initialised: every byte is written before it is read
   size_t capacity_ = 0;
 };

@@ -3,6 +3,7 @@
 // span structs with it: building protobuf message objects first would cost a map node and a string
 // copy per tag, for bytes that are serialized once and thrown away.
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -11,13 +12,32 @@
 namespace dogwatch::trace {
 
 // Bytes a varint takes on the wire (length prefixes of nested messages computed up front).
+// Branch-free (computed ~6 times per encoded tag, twice per span: the loop's mispredictions
+// showed in profiles): 1 + floor(log2(value | 1) / 7), as protobuf computes it.
 inline size_t VarintSize(uint64_t value) {
-  size_t n = 1;
-  while (value >= 0x80) {
-    value >>= 7;
-    ++n;
+  return static_cast<size_t>((std::bit_width(value | 1) * 9 + 64) / 64);
+}
+
+// memcpy for the short strings that make up most of a span (tag keys and values): without a call,
+// with at most two overlapping loads and stores that stay inside [0, n).
+inline void CopyBytes(char* out, const char* in, size_t n) {
+  if (n >= 16) {
+    std::memcpy(out, in, n);
+  } else if (n >= 8) {
+    uint64_t a, b;
+    std::memcpy(&a, in, 8);
+    std::memcpy(&b, in + n - 8, 8);
+    std::memcpy(out, &a, 8);
+    std::memcpy(out + n - 8, &b, 8);
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, in, 4);
+    std::memcpy(&b, in + n - 4, 4);
+    std::memcpy(out, &a, 4);
+    std::memcpy(out + n - 4, &b, 4);
+  } else {
+    for (size_t i = 0; i < n; ++i) out[i] = in[i];
   }
-  return n;
 }
 
 class ProtoWriter {
@@ -106,7 +126,7 @@ class ProtoSink {
     if (value.empty()) return;
     Tag(field, 2);
     Varint(value.size());
-    std::memcpy(position_, value.data(), value.size());
+    CopyBytes(position_, value.data(), value.size());
     position_ += value.size();
   }
   // The header of a nested message of `size` bytes, which the caller writes next.

@@ -1,13 +1,26 @@
 #include "trace-agent/writer/trace_writer.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "common/compression/compression.h"
 #include "common/log/log.h"
 #include "common/strings/strings.h"
 
 namespace dogwatch::trace {
 
+namespace {
+
+std::string EncodeHeader(const PayloadEncoder::AgentPayloadHeader& header) {
+  std::string bytes;
+  PayloadEncoder::AppendAgentPayloadHeader(header, &bytes);
+  return bytes;
+}
+
+}  // namespace
+
 TraceWriter::TraceWriter(TraceWriterOptions options, SubmitFunction submit)
-    : options_(std::move(options)), submit_(std::move(submit)) {}
+    : options_(std::move(options)), submit_(std::move(submit)), header_(EncodeHeader(options_.header)) {}
 
 TraceWriter::~TraceWriter() { Stop(); }
 
@@ -15,46 +28,66 @@ void TraceWriter::Start() {
   flusher_ = std::thread([this] { Run(); });
 }
 
-TraceWriter::Buffer TraceWriter::NewBuffer() const {
-  Buffer buffer;
-  // Sized once for a whole flush (plus the AgentPayload header): growing it from empty would copy
-  // every byte about twice more. Pages are only touched as they are written.
-  buffer.bytes.reserve(options_.flush_bytes + 4096);
+std::shared_ptr<TraceWriter::Buffer> TraceWriter::NewBuffer(size_t payload_bytes) const {
+  auto buffer = std::make_shared<Buffer>();
+  // Sized once for a whole flush: growing it would copy every byte again, and writers encode into
+  // it without the lock, so it must never move. Pages are only touched as they are written. A
+  // payload larger than a flush on its own gets a buffer of its size.
+  buffer->capacity = header_.size() + std::max(options_.flush_bytes, payload_bytes);
+  buffer->data.reset(new char[buffer->capacity]);
+  // Protobuf fields may come in any order: the header goes first, written once here.
+  std::memcpy(buffer->data.get(), header_.data(), header_.size());
+  buffer->size = header_.size();
   return buffer;
 }
 
 void TraceWriter::Write(const TracerPayload& payload) {
   // Per-thread encoder: receiver threads encode in parallel, outside the lock.
   thread_local PayloadEncoder encoder;
-  std::string_view encoded = encoder.EncodeTracerPayload(payload);
+  const size_t size = encoder.Measure(payload);
   int64_t spans = 0;
   for (const auto& chunk : payload.chunks) spans += static_cast<int64_t>(chunk.spans.size());
 
-  std::lock_guard<std::mutex> lock(mu_);
-  // Like the Datadog writer, flush what is buffered first when this payload would take the buffer
-  // past the flush size (a payload larger than that on its own is sent alone).
-  if (!current_.bytes.empty() && current_.bytes.size() + encoded.size() > options_.flush_bytes) SealLocked();
-  if (current_.bytes.empty() && current_.bytes.capacity() < options_.flush_bytes) current_ = NewBuffer();
-  current_.bytes.append(encoded);
-  current_.spans += spans;
-  current_.traces += static_cast<int64_t>(payload.chunks.size());
-  if (!payload.language_name.empty() && current_.languages.size() < 16 &&
-      !current_.languages.contains(payload.language_name)) {
-    current_.languages.insert(payload.language_name);
+  std::shared_ptr<Buffer> buffer;
+  char* out = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Like the Datadog writer, flush what is buffered first when this payload would take the buffer
+    // past the flush size (a payload larger than that on its own is sent alone).
+    if (current_ != nullptr && PayloadBytes(*current_) > 0 &&
+        PayloadBytes(*current_) + size > options_.flush_bytes) {
+      SealLocked();
+    }
+    if (current_ == nullptr) current_ = NewBuffer(size);
+    buffer = current_;
+    out = buffer->data.get() + buffer->size;
+    buffer->size += size;
+    ++buffer->writers;
+    buffer->spans += spans;
+    buffer->traces += static_cast<int64_t>(payload.chunks.size());
+    if (!payload.language_name.empty() && buffer->languages.size() < 16 &&
+        !buffer->languages.contains(payload.language_name)) {
+      buffer->languages.insert(payload.language_name);
+    }
+    if (PayloadBytes(*buffer) >= options_.flush_bytes) SealLocked();
   }
-  if (current_.bytes.size() >= options_.flush_bytes) SealLocked();
+  encoder.EncodeMeasured(payload, out);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--buffer->writers == 0) writers_done_.notify_all();
 }
 
 void TraceWriter::SealLocked() {
-  if (current_.bytes.empty()) return;
+  if (current_ == nullptr) return;
+  if (PayloadBytes(*current_) == 0) return;
   if (pending_.size() >= options_.max_pending_payloads) {
-    // The core is not keeping up (or is down): shed the oldest, keep the freshest.
+    // The core is not keeping up (or is down): shed the oldest, keep the freshest. A writer still
+    // encoding into it keeps the memory alive until it is done.
     dropped_payloads_.fetch_add(1);
-    dropped_spans_.fetch_add(pending_.front().spans);
+    dropped_spans_.fetch_add(pending_.front()->spans);
     pending_.pop_front();
   }
   pending_.push_back(std::move(current_));
-  current_ = Buffer{};
+  current_ = nullptr;
   wake_.notify_one();
 }
 
@@ -70,30 +103,33 @@ void TraceWriter::Run() {
                    std::chrono::milliseconds(absl::ToInt64Milliseconds(options_.flush_interval));
     }
     while (!pending_.empty()) {
-      Buffer buffer = std::move(pending_.front());
+      std::shared_ptr<Buffer> buffer = std::move(pending_.front());
       pending_.pop_front();
+      // Writers that reserved a range before the seal may still be encoding into it.
+      writers_done_.wait(lock, [&buffer] { return buffer->writers == 0; });
       lock.unlock();
-      FlushBuffer(std::move(buffer));
+      FlushBuffer(*buffer);
+      buffer.reset();  // the memory goes back before the next wait, not at the next flush
       lock.lock();
     }
     // Writes may have filled the current buffer while the lock was released to flush: on stop,
     // go round once more to seal and send it rather than lose it.
-    if (stopping_ && current_.bytes.empty()) return;
+    if (stopping_ && (current_ == nullptr || PayloadBytes(*current_) == 0)) return;
   }
 }
 
-void TraceWriter::FlushBuffer(Buffer buffer) {
-  PayloadEncoder::AppendAgentPayloadHeader(options_.header, &buffer.bytes);
-  bytes_uncompressed_.fetch_add(static_cast<int64_t>(buffer.bytes.size()));
+void TraceWriter::FlushBuffer(Buffer& buffer) {
+  bytes_uncompressed_.fetch_add(static_cast<int64_t>(buffer.size));
   const bool zstd = options_.compression == TraceCompression::kZstd;
   std::string compressed;
-  absl::Status compressed_ok = compression::CompressWholeBuffer(
-      zstd ? compression::Codec::kZstd : compression::Codec::kGzip, buffer.bytes,
-      zstd ? options_.zstd_level : options_.gzip_level, &compressed);
+  absl::Status compressed_ok =
+      compression::CompressWholeBuffer(zstd ? compression::Codec::kZstd : compression::Codec::kGzip,
+                                       std::string_view(buffer.data.get(), buffer.size),
+                                       zstd ? options_.zstd_level : options_.gzip_level, &compressed);
   // The uncompressed bytes are not needed any more: give the memory back before the submit.
   // (Keeping the buffer for reuse measured ~10% slower end to end, most likely because glibc then
   // never raises its dynamic mmap threshold, so every request body is mmap'd and page-faulted.)
-  std::string().swap(buffer.bytes);
+  buffer.data.reset();
   if (!compressed_ok.ok()) {
     submit_errors_.fetch_add(1);
     dropped_spans_.fetch_add(buffer.spans);

@@ -1,15 +1,17 @@
 #pragma once
 // Buffers processed tracer payloads as encoded AgentPayload bytes and hands compressed payloads
 // to the core every `flush_interval` or when the buffer passes `flush_bytes` (Datadog: 5 s and
-// 3.2 MB). Encoding happens on the caller's thread, outside the lock; the lock only covers an
-// append. Compression and submission run on one flusher thread. Pending payloads are bounded;
-// what the bound sheds is counted.
+// 3.2 MB). Encoding happens on the caller's thread, outside the lock, straight into the flush
+// buffer: the lock only covers reserving the payload's byte range (its size is computed first),
+// and the flusher waits for the writers still filling a sealed buffer. Compression and submission
+// run on one flusher thread. Pending payloads are bounded; what the bound sheds is counted.
 
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -64,23 +66,31 @@ class TraceWriter {
   std::map<std::string, int64_t> Counters() const;
 
  private:
+  // One AgentPayload being filled: the header first (constant, encoded once), then tracer
+  // payloads at the byte ranges their writers reserved.
   struct Buffer {
-    std::string bytes;
+    std::unique_ptr<char[]> data;  // not value-initialised: every byte is written before it is read
+    size_t capacity = 0;
+    size_t size = 0;  // bytes reserved, header included
+    int writers = 0;  // threads still encoding into a reserved range (guarded by mu_)
     int64_t spans = 0;
     int64_t traces = 0;
     std::set<std::string> languages;
   };
   void Run();
-  void FlushBuffer(Buffer buffer);
+  void FlushBuffer(Buffer& buffer);
   void SealLocked();
-  Buffer NewBuffer() const;
+  std::shared_ptr<Buffer> NewBuffer(size_t payload_bytes) const;
+  size_t PayloadBytes(const Buffer& buffer) const { return buffer.size - header_.size(); }
 
   const TraceWriterOptions options_;
   const SubmitFunction submit_;
+  const std::string header_;  // the AgentPayload fields other than tracerPayloads
   mutable std::mutex mu_;
   std::condition_variable wake_;
-  Buffer current_;
-  std::deque<Buffer> pending_;
+  std::condition_variable writers_done_;
+  std::shared_ptr<Buffer> current_;  // null until the first write after a seal
+  std::deque<std::shared_ptr<Buffer>> pending_;
   bool stopping_ = false;
   std::thread flusher_;
 
