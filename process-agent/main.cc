@@ -1,13 +1,20 @@
-// process-agent: live processes and containers. Runs the process, container and (optionally)
-// real-time checks on their intervals and hands each framed message to the core's Submit
-// (TRACK_PROCESSES); `process-agent check <name>` prints one collection without a core.
+// process-agent: live processes and containers. Runs the process and container checks on their
+// intervals, and the real-time ones while the intake's ResCollector replies ask for them, and hands
+// each framed message to the core's Submit (TRACK_PROCESSES); `process-agent check <name>` prints
+// one collection without a core.
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +26,9 @@
 #include "common/subagent/subagent.h"
 #include "google/protobuf/util/json_util.h"
 #include "process-agent/checks/checks.h"
+#include "process-agent/checks/connections_check.h"
+#include "process-agent/payload/collector_reply.h"
+#include "process-agent/sysprobe_stats.h"
 
 extern char** environ;
 
@@ -78,6 +88,29 @@ dogwatch::process::ChecksOptions OptionsFromConfig(const dogwatch::config::Confi
   // What /proc and the cgroups show (the pod's processes and containers) is reported as is.
   if (config.GetBool("eks_fargate")) options.container_host_type = pb::fargateEKS;
   return options;
+}
+
+// Sidecar mode: with eks_fargate (EKS Fargate, Cloud Run), or when this process sits in a PID
+// namespace below the host's so /proc shows only its pod's processes (shareProcessNamespace), there
+// is no host to describe: the agent reports what the pod shows and nothing host-level (no
+// system-probe connections, no privileged stats of host processes). Returns why, or "" on a host.
+std::string SidecarReason(const dogwatch::config::Config& config) {
+  if (config.GetBool("eks_fargate")) return "eks_fargate";
+  // With the host's /proc mounted in (container_proc_root), the host is visible whatever our own
+  // namespace: not a sidecar.
+  if (config.GetString("container_proc_root") != "/proc") return "";
+  // NSpid lists this process's pid in each PID namespace from the root down: more than one entry
+  // means a nested namespace.
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  for (int i = 0; i < 100 && std::getline(status, line); ++i) {
+    if (line.rfind("NSpid:", 0) != 0) continue;
+    std::istringstream ids(line.substr(6));
+    int count = 0;
+    for (std::string id; ids >> id;) ++count;
+    return count > 1 ? "pid namespace (only the pod's processes are visible)" : "";
+  }
+  return "";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -248,12 +281,18 @@ bool IsCheckCommand(int argc, char** argv) {
 
 struct Scheduled {
   CheckKind kind;
-  std::chrono::milliseconds interval;
+  std::chrono::milliseconds interval;  // the configured one; real-time checks may follow the intake's
   std::chrono::steady_clock::time_point next;
+  bool realtime = false;  // runs only while the RealTimeSwitch is on
 };
 
-absl::Status Submit(dogwatch::core_client::CoreClient& core,
-                    const dogwatch::process::EncodedPayload& payload) {
+// How long a submission waits for the intake's ResCollector. It holds up the scheduling loop, so it
+// is short and asked for once per check run (every payload of a run gets the same answer).
+constexpr auto kReplyTimeout = std::chrono::milliseconds(2000);
+
+absl::StatusOr<dogwatch::core::SubmitResponse> Submit(dogwatch::core_client::CoreClient& core,
+                                                      const dogwatch::process::EncodedPayload& payload,
+                                                      bool want_reply) {
   dogwatch::core::SubmitRequest request;
   request.set_track(dogwatch::core::TRACK_PROCESSES);
   request.set_path(payload.path);
@@ -264,8 +303,21 @@ absl::Status Submit(dogwatch::core_client::CoreClient& core,
     header->set_value(value);
   }
   request.set_body(payload.body);
-  return core.Submit(request, absl::Seconds(10)).status();
+  if (want_reply) request.set_reply_timeout_ms(static_cast<uint32_t>(kReplyTimeout.count()));
+  return core.Submit(
+      request, absl::Seconds(10) + (want_reply ? absl::FromChrono(kReplyTimeout) : absl::ZeroDuration()));
 }
+
+// The real-time switch and what the intake's replies did, shared with the status reporter thread.
+struct RealTimeState {
+  explicit RealTimeState(dogwatch::process::RealTimeSwitch::Options options) : rt(options) {}
+  std::mutex mu;
+  dogwatch::process::RealTimeSwitch rt;
+  int64_t replies = 0;        // ResCollector statuses read
+  int64_t reply_errors = 0;   // replies that were not 2xx or did not decode
+  int64_t reply_missing = 0;  // submissions that asked and got no reply in time
+  int64_t switches = 0;       // real time turned on or off
+};
 
 absl::Status Run(dogwatch::subagent::Context& ctx) {
   const auto& config = ctx.config;
@@ -280,6 +332,16 @@ absl::Status Run(dogwatch::subagent::Context& ctx) {
     if (!answer.ok()) return answer.status();
     return std::vector<std::string>(answer->tags().begin(), answer->tags().end());
   };
+  const std::string sidecar = SidecarReason(config);
+  if (!sidecar.empty()) logger->info("sidecar mode: {}", sidecar);
+  // IO and fd counts of other users' processes from system-probe, when it runs (root needs none).
+  // A sidecar has no system-probe: it reports what its own user can read.
+  auto sysprobe = std::make_shared<dogwatch::process::SysprobeStatsClient>(
+      config.GetString("system_probe_config.sysprobe_socket"), absl::Seconds(2));
+  if (sidecar.empty()) {
+    options.privileged_stats = [sysprobe](const std::vector<int32_t>& pids) { return sysprobe->Get(pids); };
+    options.privileged_stats_name = sysprobe->Name();
+  }
   dogwatch::process::Checks checks(options);
   (void)checks.Start();
 
@@ -287,12 +349,15 @@ absl::Status Run(dogwatch::subagent::Context& ctx) {
   const bool containers = config.GetBool("process_config.container_collection.enabled") &&
                           (checks.runtime_configured() || checks.cgroups_present());
   // Datadog runs the real-time checks only while the intake's ResCollector reply says
-  // activeClients > 0 (someone watches the live view). dogwatch's Submit is asynchronous and does
-  // not return the intake's reply, so that signal is not available: the real-time checks are
-  // scheduled only when process_config.realtime_always asks for them continuously.
-  const bool realtime = !config.GetBool("process_config.disable_realtime_checks") &&
-                        config.GetBool("process_config.realtime_always");
+  // activeClients > 0 (someone watches the live view); realtime_always runs them regardless.
   auto seconds = [&](const char* key) { return std::chrono::milliseconds(config.GetInt(key) * 1000); };
+  dogwatch::process::RealTimeSwitch::Options rt_options;
+  rt_options.disabled = config.GetBool("process_config.disable_realtime_checks");
+  rt_options.always = config.GetBool("process_config.realtime_always");
+  rt_options.default_interval =
+      std::chrono::seconds(config.GetInt("process_config.intervals.process_realtime"));
+  RealTimeState rt_state(rt_options);
+
   const auto now = std::chrono::steady_clock::now();
   std::vector<Scheduled> schedule;
   if (processes) {
@@ -300,70 +365,183 @@ absl::Status Run(dogwatch::subagent::Context& ctx) {
     (void)checks.Run(CheckKind::kProcess);
     schedule.push_back({CheckKind::kProcess, seconds("process_config.intervals.process"),
                         now + seconds("process_config.intervals.process")});
-    if (realtime) {
+    if (!rt_options.disabled) {
       schedule.push_back({CheckKind::kRealTimeProcess, seconds("process_config.intervals.process_realtime"),
-                          now + seconds("process_config.intervals.process_realtime")});
+                          now + seconds("process_config.intervals.process_realtime"), true});
     }
   }
   if (containers) {
     schedule.push_back({CheckKind::kContainer, seconds("process_config.intervals.container"), now});
-    if (realtime) {
+    if (!rt_options.disabled) {
       schedule.push_back({CheckKind::kRealTimeContainer,
                           seconds("process_config.intervals.container_realtime"),
-                          now + seconds("process_config.intervals.container_realtime")});
+                          now + seconds("process_config.intervals.container_realtime"), true});
     }
   }
   std::string scheduled_names;
   for (const auto& s : schedule)
     dogwatch::strings::AppendTo(&scheduled_names, scheduled_names.empty() ? "" : ",", CheckName(s.kind), "/",
-                                s.interval.count() / 1000, "s");
+                                s.interval.count() / 1000, "s", s.realtime ? " (real time)" : "");
   if (scheduled_names.empty()) scheduled_names = "(none)";
   logger->info("checks: {}; runtime {}", scheduled_names,
                options.runtime_socket.empty() ? "(none)" : options.runtime_socket);
 
-  ctx.set_reporter([&checks, scheduled_names, realtime](dogwatch::core::ComponentStatus* status) {
-    auto& counters = *status->mutable_counters();
-    for (const auto& [name, value] : checks.Counters()) counters[name] = value;
-    auto& info = *status->mutable_info();
-    for (const auto& [name, value] : checks.Info()) info[name] = value;
-    info["checks"] = scheduled_names;
-    info["realtime"] = realtime ? "always (process_config.realtime_always)"
-                                : "off (no intake reply signal; set process_config.realtime_always)";
-  });
+  // The connections check runs on its own thread and timer: its system-probe call and submissions
+  // never delay the process and container checks.
+  std::unique_ptr<dogwatch::process::ConnectionsCheck> connections;
+  std::thread connections_thread;
+  if (config.GetBool("network_config.enabled") && !sidecar.empty()) {
+    logger->info("connections check off in sidecar mode: network flows are a host-level view");
+  } else if (config.GetBool("network_config.enabled")) {
+    dogwatch::process::ConnectionsCheckOptions connections_options;
+    connections_options.sysprobe_socket = config.GetString("system_probe_config.sysprobe_socket");
+    connections_options.hostname = options.hostname;
+    connections_options.agent_version = options.agent_version;
+    connections_options.agent_start_time_s = options.agent_start_time_s;
+    connections_options.agent_pid = options.agent_pid;
+    connections_options.proc_root = options.proc_root;
+    connections_options.container_host_type = options.container_host_type;
+    connections = std::make_unique<dogwatch::process::ConnectionsCheck>(connections_options);
+    const auto interval = std::chrono::seconds(config.GetInt("process_config.intervals.connections"));
+    scheduled_names += dogwatch::strings::Cat(",connections/", interval.count(), "s");
+    logger->info("connections check every {}s from system-probe at {}", interval.count(),
+                 connections_options.sysprobe_socket);
+    connections_thread = std::thread([&ctx, &core, &connections, logger, interval] {
+      dogwatch::log::RateLimiter errors_log(std::chrono::seconds(60));
+      // The first run registers this client with system-probe; deltas start from there.
+      while (!ctx.shutdown.Requested()) {
+        auto run = connections->Run();
+        uint64_t suppressed = 0;
+        if (!run.ok()) {
+          if (errors_log.Allow(&suppressed))
+            logger->warn("connections check: {} ({} more suppressed)", run.status().message(), suppressed);
+        } else {
+          for (const auto& payload : run->payloads) {
+            auto submitted = Submit(core, payload, false);
+            connections->RecordSubmit(submitted.status());
+            if (!submitted.ok() && errors_log.Allow(&suppressed))
+              logger->warn("connections check: submit to the core: {} ({} more suppressed)",
+                           submitted.status().message(), suppressed);
+          }
+        }
+        if (ctx.shutdown.WaitFor(std::chrono::duration_cast<std::chrono::milliseconds>(interval))) break;
+      }
+    });
+  }
+
+  ctx.set_reporter(
+      [&checks, &rt_state, &connections, scheduled_names, sidecar](dogwatch::core::ComponentStatus* status) {
+        auto& counters = *status->mutable_counters();
+        for (const auto& [name, value] : checks.Counters()) counters[name] = value;
+        if (connections != nullptr) {
+          for (const auto& [name, value] : connections->Counters()) counters[name] = value;
+        }
+        auto& info = *status->mutable_info();
+        for (const auto& [name, value] : checks.Info()) info[name] = value;
+        info["checks"] = scheduled_names;
+        info["mode"] = sidecar.empty() ? "host" : "sidecar: " + sidecar;
+        std::lock_guard<std::mutex> lock(rt_state.mu);
+        info["realtime"] = rt_state.rt.Describe();
+        counters["realtime_enabled"] = rt_state.rt.enabled() ? 1 : 0;
+        counters["realtime_active_clients"] = rt_state.rt.active_clients();
+        counters["intake_replies"] = rt_state.replies;
+        counters["intake_reply_errors"] = rt_state.reply_errors;
+        counters["intake_reply_missing"] = rt_state.reply_missing;
+        counters["realtime_switches"] = rt_state.switches;
+      });
 
   dogwatch::log::RateLimiter submit_errors_log(std::chrono::seconds(60));
+  dogwatch::log::RateLimiter reply_errors_log(std::chrono::seconds(60));
+  // Reads the intake's replies to one submission into the switch; logs when real time flips.
+  auto take_replies = [&](const dogwatch::core::SubmitResponse& response) {
+    std::vector<dogwatch::process::CollectorStatus> statuses;
+    std::lock_guard<std::mutex> lock(rt_state.mu);
+    if (response.replies().empty()) ++rt_state.reply_missing;
+    for (const auto& reply : response.replies()) {
+      absl::StatusOr<dogwatch::process::CollectorStatus> status =
+          reply.status_code() >= 200 && reply.status_code() < 300
+              ? dogwatch::process::DecodeCollectorReply(reply.body())
+              : absl::UnavailableError(dogwatch::strings::Cat("HTTP ", reply.status_code()));
+      if (status.ok()) {
+        ++rt_state.replies;
+        statuses.push_back(*status);
+        continue;
+      }
+      ++rt_state.reply_errors;
+      uint64_t suppressed = 0;
+      if (reply_errors_log.Allow(&suppressed))
+        logger->warn("intake reply from {}: {} ({} more suppressed)", reply.destination(),
+                     status.status().message(), suppressed);
+    }
+    if (rt_state.rt.Update(statuses, std::chrono::steady_clock::now())) {
+      ++rt_state.switches;
+      logger->info("real-time mode {}", rt_state.rt.Describe());
+    }
+  };
+
   while (!ctx.shutdown.Requested() && !schedule.empty()) {
     auto due = std::min_element(schedule.begin(), schedule.end(),
                                 [](const Scheduled& a, const Scheduled& b) { return a.next < b.next; });
     auto wait =
         std::chrono::duration_cast<std::chrono::milliseconds>(due->next - std::chrono::steady_clock::now());
     if (wait.count() > 0 && ctx.shutdown.WaitFor(wait)) break;
-    auto run = checks.Run(due->kind);
-    if (!run.ok()) {
-      logger->warn("{} check: {}", CheckName(due->kind), run.status().message());
-    } else {
-      for (const auto& payload : run->payloads) {
-        absl::Status submitted = Submit(core, payload);
-        checks.RecordSubmit(due->kind, payload, submitted);
-        uint64_t suppressed = 0;
-        if (!submitted.ok() && submit_errors_log.Allow(&suppressed))
-          logger->warn("{} check: submit to the core: {} ({} more suppressed)", CheckName(due->kind),
-                       submitted.message(), suppressed);
+    bool rt_on = false;
+    bool want_reply = false;
+    std::chrono::milliseconds interval = due->interval;
+    {
+      std::lock_guard<std::mutex> lock(rt_state.mu);
+      if (rt_state.rt.Expire(std::chrono::steady_clock::now())) {
+        ++rt_state.switches;
+        logger->warn("real-time mode {}", rt_state.rt.Describe());
+      }
+      rt_on = rt_state.rt.enabled();
+      want_reply = rt_state.rt.wants_replies();
+      if (due->realtime && rt_state.rt.interval_from_intake()) interval = rt_state.rt.interval();
+    }
+    if (!due->realtime || rt_on) {
+      auto run = checks.Run(due->kind);
+      if (!run.ok()) {
+        logger->warn("{} check: {}", CheckName(due->kind), run.status().message());
+      } else {
+        for (const auto& payload : run->payloads) {
+          auto submitted = Submit(core, payload, want_reply);
+          checks.RecordSubmit(due->kind, payload, submitted.status());
+          if (submitted.ok() && want_reply) take_replies(*submitted);
+          want_reply = false;
+          uint64_t suppressed = 0;
+          if (!submitted.ok() && submit_errors_log.Allow(&suppressed))
+            logger->warn("{} check: submit to the core: {} ({} more suppressed)", CheckName(due->kind),
+                         submitted.status().message(), suppressed);
+        }
       }
     }
-    due->next += due->interval;
+    // A run allocates a few MiB (the process table, messages, compressed bodies) and frees it all;
+    // glibc keeps freed heap pages resident until the top of the heap is free. Handing them back
+    // now keeps the steady-state RSS at what the agent holds between runs.
+    (void)malloc_trim(0);
+    due->next += interval;
     // A run longer than the interval (or a suspended host) skips ticks instead of bursting.
-    if (due->next < std::chrono::steady_clock::now())
-      due->next = std::chrono::steady_clock::now() + due->interval;
+    if (due->next < std::chrono::steady_clock::now()) due->next = std::chrono::steady_clock::now() + interval;
   }
   if (schedule.empty()) ctx.shutdown.Wait();
+  if (connections_thread.joinable()) connections_thread.join();
   checks.Stop();
   return absl::OkStatus();
+}
+
+// glibc gives each thread that allocates its own arena (up to 8 per core), and memory freed in
+// one arena is never reused by another: the gRPC, status, config-watch and runtime-events threads
+// each kept a few hundred KiB of mostly free heap resident. Allocation here is not contended (one
+// scheduling thread does nearly all of it), so two arenas cost nothing. A GLIBC_TUNABLES setting
+// (glibc.malloc.arena_max) from the environment is left to win.
+void LimitMallocArenas() {
+  if (std::getenv("GLIBC_TUNABLES") == nullptr) (void)mallopt(M_ARENA_MAX, 2);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  LimitMallocArenas();
   RaiseOpenFileLimit();
   if (IsCheckCommand(argc, argv)) return CheckCommand(argc, argv);
   dogwatch::subagent::Spec spec;
@@ -374,9 +552,11 @@ int main(int argc, char** argv) {
       "collection.";
   spec.enabled = [](const dogwatch::config::Config& config, std::string* why) {
     *why =
-        "process_config.process_collection.enabled is false and no container runtime was found for "
-        "process_config.container_collection.enabled";
+        "process_config.process_collection.enabled and network_config.enabled are false and no container "
+        "runtime was found for process_config.container_collection.enabled";
     if (config.GetBool("process_config.process_collection.enabled")) return true;
+    // The connections check needs only system-probe (network_config.enabled, as in Datadog).
+    if (config.GetBool("network_config.enabled")) return true;
     // Containers alone need a runtime: every Linux host has cgroups, not every host has containers.
     return config.GetBool("process_config.container_collection.enabled") && !RuntimeSocket(config).empty();
   };

@@ -37,7 +37,10 @@ Commands:
   secret              list the ENC[] handles the configuration uses (never their values)
   version             print the version
   intake serve [--port N] [--bind HOST] [--dir DIR] [--max-bytes N] [--api-key KEY]...
+               [--process-active-clients N]
                       run a standalone local intake answering the Datadog intake paths
+                      (process replies say activeClients N; change it at run time with
+                      PUT /dogwatch/intake/process_status?active_clients=N&interval=S)
   intake list [--url URL] [--path P] [--since N] [--limit N]
   intake show SEQ [--url URL]
                       inspect a local intake (default URL http://127.0.0.1:5556)
@@ -172,6 +175,7 @@ int CmdIntakeServe(std::vector<std::string> rest) {
   options.intake.max_bytes = std::stoull(TakeOption(rest, "--max-bytes", std::to_string(64 << 20)));
   std::string key;
   while (!(key = TakeOption(rest, "--api-key", "")).empty()) options.intake.accepted_api_keys.push_back(key);
+  options.intake.process_active_clients = std::stoi(TakeOption(rest, "--process-active-clients", "0"));
   options.http.host = TakeOption(rest, "--bind", "127.0.0.1");
   options.http.port = static_cast<uint16_t>(std::stoul(TakeOption(rest, "--port", "5556")));
   options.http.log_name = "intake";
@@ -205,6 +209,9 @@ int CmdIntakeQuery(const std::string& what, std::vector<std::string> rest) {
   if (!rest.empty()) return Fail(Cat("intake ", what, ": unexpected argument '", rest.front(), "'"));
   dogwatch::http::ClientOptions client_options;
   client_options.timeout = absl::Seconds(10);
+  // The decoded JSON is the whole point here (a series payload decodes to well over the 64 KiB
+  // the client keeps by default for logging): without this the output was cut mid-JSON.
+  client_options.max_response_body_bytes = 512 * 1024 * 1024;
   dogwatch::http::Client client(client_options);
   dogwatch::http::Request request;
   request.method = "GET";

@@ -86,7 +86,8 @@ class Agent final : public CoreBackend {
   absl::Status Start();
   void Stop();
 
-  absl::StatusOr<int> Submit(const core::SubmitRequest& request) override {
+  absl::StatusOr<int> Submit(const core::SubmitRequest& request,
+                             std::shared_ptr<forwarder::ReplySink> reply) override {
     std::vector<std::pair<std::string, std::string>> headers;
     for (const auto& header : request.headers()) {
       // The subdomain comes from the validated evp_subdomain field only.
@@ -96,8 +97,9 @@ class Agent final : public CoreBackend {
     if (!request.evp_subdomain().empty())
       headers.emplace_back(forwarder::kSubdomainHeader, request.evp_subdomain());
     return forwarder_->Submit(request.track(), request.path(), std::move(headers), request.body(),
-                              request.origin().empty() ? "unknown" : request.origin());
+                              request.origin().empty() ? "unknown" : request.origin(), std::move(reply));
   }
+  size_t DestinationCount(core::Track track) override { return forwarder_->DestinationCount(track); }
 
   void FillStatus(core::StatusResponse* response) override;
   absl::StatusOr<core::TaggerLookupResponse> TaggerLookup(const core::TaggerLookupRequest& request) override {
@@ -254,7 +256,9 @@ absl::Status Agent::StartSupervisor() {
   // describe them (the tagger found its socket), as Datadog's container check does.
   const bool containers = config_.GetBool("process_config.container_collection.enabled") && tagger_ &&
                           !tagger::TaggerOptionsFromConfig(config_).runtime_socket.empty();
-  if (config_.GetBool("process_config.process_collection.enabled") || containers) {
+  // And for the connections check, which needs only system-probe.
+  if (config_.GetBool("process_config.process_collection.enabled") || containers ||
+      config_.GetBool("network_config.enabled")) {
     children.push_back({"process-agent", JoinPath(bin_dir, "process-agent"), args, env});
   }
   supervisor_ = std::make_unique<Supervisor>();

@@ -1,5 +1,7 @@
 #include "agent-core/core/core_service.h"
 
+#include <algorithm>
+
 #include "common/strings/strings.h"
 
 namespace dogwatch::agent {
@@ -122,7 +124,29 @@ grpc::Status CoreService::Submit(grpc::ServerContext*, const core::SubmitRequest
                                  core::SubmitResponse* response) {
   absl::Status valid = ValidateSubmit(*request);
   if (!valid.ok()) return ToGrpc(valid);
-  auto transactions = backend_->Submit(*request);
+  std::shared_ptr<forwarder::ReplySink> sink;
+  bool waiting = false;
+  if (request->reply_timeout_ms() > 0) {
+    if (reply_waiters_.fetch_add(1) < kMaxReplyWaiters) {
+      waiting = true;
+      sink = std::make_shared<forwarder::ReplySink>(backend_->DestinationCount(request->track()),
+                                                    kMaxReplyBodyBytes);
+    } else {
+      reply_waiters_.fetch_sub(1);
+    }
+  }
+  auto transactions = backend_->Submit(*request, sink);
+  if (transactions.ok() && sink != nullptr) {
+    const int64_t timeout_ms = std::min<int64_t>(request->reply_timeout_ms(), kMaxReplyTimeoutMs);
+    for (auto& reply : sink->Wait(absl::Milliseconds(timeout_ms))) {
+      auto* out = response->add_replies();
+      out->set_destination(std::move(reply.destination));
+      out->set_status_code(static_cast<uint32_t>(reply.status));
+      out->set_body(std::move(reply.body));
+      out->set_truncated(reply.truncated);
+    }
+  }
+  if (waiting) reply_waiters_.fetch_sub(1);
   if (!transactions.ok()) return ToGrpc(transactions.status());
   response->set_transactions(static_cast<uint32_t>(*transactions));
   return grpc::Status::OK;

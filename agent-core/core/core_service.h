@@ -1,6 +1,7 @@
 #pragma once
 // The core's IPC service (dogwatch.core.Core) on agent_ipc.socket.
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -8,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent-core/core/status_registry.h"
+#include "agent-core/forwarder/reply.h"
 #include "dogwatch/core.grpc.pb.h"
 
 namespace dogwatch::agent {
@@ -16,7 +18,11 @@ namespace dogwatch::agent {
 class CoreBackend {
  public:
   virtual ~CoreBackend() = default;
-  virtual absl::StatusOr<int> Submit(const core::SubmitRequest& request) = 0;
+  // `reply`, when set, collects the intake's answers (see forwarder/reply.h); size it with
+  // DestinationCount(request.track()).
+  virtual absl::StatusOr<int> Submit(const core::SubmitRequest& request,
+                                     std::shared_ptr<forwarder::ReplySink> reply) = 0;
+  virtual size_t DestinationCount(core::Track track) = 0;
   virtual void FillStatus(core::StatusResponse* response) = 0;
   virtual core::HealthResponse Health() = 0;
   // Container id and tags for an origin; NotFound-free: an unknown origin has no tags.
@@ -47,6 +53,12 @@ class CoreService final : public core::Core::Service {
   // Validation of a Submit request, exposed for tests and the fuzz target.
   static absl::Status ValidateSubmit(const core::SubmitRequest& request);
 
+  // Bounds on waiting for the intake's answer (SubmitRequest.reply_timeout_ms): each wait holds an
+  // IPC server thread, so only a few may wait at once; the others return without replies.
+  static constexpr int64_t kMaxReplyTimeoutMs = 10000;
+  static constexpr size_t kMaxReplyBodyBytes = 64 * 1024;
+  static constexpr int kMaxReplyWaiters = 4;
+
  private:
   CoreBackend* backend_;
   StatusRegistry* registry_;
@@ -54,6 +66,7 @@ class CoreService final : public core::Core::Service {
   std::condition_variable changed_;
   core::ConfigSnapshot snapshot_;
   bool stopping_ = false;
+  std::atomic<int> reply_waiters_{0};
 };
 
 }  // namespace dogwatch::agent

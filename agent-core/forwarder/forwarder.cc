@@ -188,6 +188,9 @@ struct TransactionData {
   TransactionMeta meta;
   std::shared_ptr<const std::string> body;
   size_t accounted_bytes = 0;  // what the memory bound charges: body + path + headers
+  // Set when the submitter waits for the intake's answer; never persisted (a transaction read back
+  // from disk has no waiter any more).
+  std::shared_ptr<ReplySink> reply;
 };
 
 size_t AccountedBytes(const TransactionMeta& meta, size_t body_size) {
@@ -212,9 +215,10 @@ enum class Outcome { kSent, kDropBadRequest, kDropInvalidApiKey, kDropTooLarge, 
 
 class DestinationQueue {
  public:
-  DestinationQueue(core::Track track, Destination destination, const Options& options, Transport* transport,
-                   ForwarderCounters* counters, size_t disk_budget)
+  DestinationQueue(core::Track track, size_t index, Destination destination, const Options& options,
+                   Transport* transport, ForwarderCounters* counters, size_t disk_budget)
       : track_(track),
+        index_(index),
         destination_(std::move(destination)),
         key_hint_(ApiKeyHint(destination_.api_key)),
         options_(options),
@@ -279,6 +283,7 @@ class DestinationQueue {
   void LogLimited(log::RateLimiter& limiter, spdlog::level::level_enum level, const std::string& message);
 
   const core::Track track_;
+  const size_t index_;  // position in the track's destination list (ReplySink index)
   const Destination destination_;
   const std::string key_hint_;
   const Options& options_;
@@ -561,6 +566,12 @@ absl::Status DestinationQueue::Enqueue(const std::shared_ptr<const TransactionDa
       disk_bytes_ += entry.file_bytes;
       ++disk_files_;
     }
+    // A waiting submitter gets no answer from a destination that is backing off, nor for a copy
+    // that only lives on disk (reloading it makes a new transaction without the sink): tell it now
+    // rather than let it wait out its timeout.
+    if (data->reply != nullptr && (entry.data == nullptr || backoff_until_ > absl::Now())) {
+      data->reply->ResolveWithout(index_);
+    }
     queue_.push_back(std::move(entry));
     counters_->Add(ForwarderCounters::kSubmitted);
     EnforceBoundsLocked(&files_to_remove);
@@ -788,6 +799,17 @@ void DestinationQueue::Run() {
         transport_->Send(BaseUrlFor(destination_.base_url, head.data->meta), head.data->meta.path,
                          SendHeaders(head.data->meta), *head.data->body);
     const Outcome outcome = Classify(result);
+    if (head.data->reply != nullptr) {
+      // Only the first attempt matters to the waiter (see reply.h); later ones resolve nothing.
+      if (result.ok()) {
+        const size_t keep = std::min(result->body.size(), head.data->reply->max_body_bytes());
+        head.data->reply->Resolve(index_,
+                                  IntakeReply{destination_.base_url, static_cast<int>(result->status),
+                                              result->body.substr(0, keep), keep < result->body.size()});
+      } else {
+        head.data->reply->ResolveWithout(index_);
+      }
+    }
     if (outcome == Outcome::kRetry && head.file_bytes > 0) {
       // Only informational (it survives restarts in the file); failing to record it is harmless.
       (void)store_->UpdateAttempts(head.seq, head.attempts + 1);
@@ -868,8 +890,9 @@ absl::Status Forwarder::Start() {
   const size_t disk_budget = use_disk && queue_count > 0 ? options_.storage_max_bytes / queue_count : 0;
   std::map<core::Track, std::vector<std::unique_ptr<DestinationQueue>>> queues;
   for (const auto& [track, destinations] : unique) {
-    for (const Destination& destination : destinations) {
-      auto queue = std::make_unique<DestinationQueue>(track, destination, options_, transport_.get(),
+    for (size_t index = 0; index < destinations.size(); ++index) {
+      const Destination& destination = destinations[index];
+      auto queue = std::make_unique<DestinationQueue>(track, index, destination, options_, transport_.get(),
                                                       counters_.get(), disk_budget);
       if (use_disk) {
         const std::string dir = options_.storage_path + "/" + DestinationDirName(track, destination);
@@ -913,7 +936,8 @@ void Forwarder::Stop(absl::Duration drain_deadline) {
 
 absl::StatusOr<int> Forwarder::Submit(core::Track track, std::string path,
                                       std::vector<std::pair<std::string, std::string>> headers,
-                                      std::string body, std::string origin) {
+                                      std::string body, std::string origin,
+                                      std::shared_ptr<ReplySink> reply) {
   if (state_.load() != kRunning) {
     counters_->Add(ForwarderCounters::kRejectedNotRunning);
     return absl::FailedPreconditionError("forwarder is not running");
@@ -964,16 +988,18 @@ absl::StatusOr<int> Forwarder::Submit(core::Track track, std::string path,
   }
   data->accounted_bytes = AccountedBytes(data->meta, body.size());
   data->body = std::make_shared<const std::string>(std::move(body));
+  data->reply = reply;
   const std::shared_ptr<const TransactionData> shared = std::move(data);
 
   int accepted = 0;
   absl::Status first_error;
-  for (auto& queue : found->second) {
-    absl::Status status = queue->Enqueue(shared);
+  for (size_t i = 0; i < found->second.size(); ++i) {
+    absl::Status status = found->second[i]->Enqueue(shared);
     if (status.ok()) {
       ++accepted;
-    } else if (first_error.ok()) {
-      first_error = std::move(status);
+    } else {
+      if (reply != nullptr) reply->ResolveWithout(i);
+      if (first_error.ok()) first_error = std::move(status);
     }
   }
   if (accepted == 0) return first_error;
@@ -988,6 +1014,13 @@ absl::StatusOr<int> Forwarder::Submit(core::Track track, std::string path,
   }
   ++it->second;
   return accepted;
+}
+
+size_t Forwarder::DestinationCount(core::Track track) const {
+  // queues_ is only written by Start before the state becomes running.
+  if (state_.load() == kNew) return 0;
+  auto found = queues_.find(track);
+  return found == queues_.end() ? 0 : found->second.size();
 }
 
 core::ForwarderStatus Forwarder::Status() const {

@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "agent-core/forwarder/reply.h"
 #include "agent-core/forwarder/transport.h"
 #include "dogwatch/core.pb.h"
 
@@ -123,9 +124,16 @@ class Forwarder {
   // destinations; InvalidArgument for an invalid path or header (or one that would break HTTP
   // framing: Host, Content-Length, Transfer-Encoding, Connection, Expect); ResourceExhausted when
   // the payload cannot fit any bound. When only some copies fail, the accepted count is returned.
+  //
+  // `reply` (optional, sized with DestinationCount(track)) collects the intake's answer to each
+  // copy's first attempt; see reply.h. It changes nothing about queueing, ordering or retries. On
+  // an error return nothing was queued and the sink is left as is (the caller does not wait).
   absl::StatusOr<int> Submit(core::Track track, std::string path,
                              std::vector<std::pair<std::string, std::string>> headers, std::string body,
-                             std::string origin);
+                             std::string origin, std::shared_ptr<ReplySink> reply = nullptr);
+
+  // Destinations (after merging duplicates) of `track`; 0 before Start or for a track without any.
+  size_t DestinationCount(core::Track track) const;
 
   // Counters (all present, zero or not): submitted, sent, retried, bytes_sent, requeued_from_disk,
   // dropped_{invalid_api_key,bad_request,too_large,queue_full,disk_full,corrupt_file,outdated,

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/http/message.h"
+#include "datadog/process/agent.pb.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
 
@@ -15,6 +17,10 @@ namespace {
 constexpr absl::string_view kInspectPrefix = "/dogwatch/intake";
 constexpr absl::string_view kPayloadsPath = "/dogwatch/intake/payloads";
 constexpr absl::string_view kStatsPath = "/dogwatch/intake/stats";
+constexpr absl::string_view kProcessStatusPath = "/dogwatch/intake/process_status";
+// Bounds for the process reply a test may set (Datadog's RT interval is a few seconds).
+constexpr int kMaxActiveClients = 1000;
+constexpr int kMaxRealtimeIntervalS = 3600;
 constexpr size_t kDefaultListLimit = 100;
 constexpr size_t kMaxListLimit = 10000;
 
@@ -67,18 +73,35 @@ http::HttpReply JsonReply(int status, std::string body) {
   return http::HttpReply::Json(status, std::move(body));
 }
 
-// What the process agent expects back: a framed ResCollector telling it that no real-time clients
-// are watching (activeClients 0) and the real-time interval (2 s).
-std::string ProcessCollectorReply() {
+// What the process agent expects back, as Datadog's intake answers: a framed ResCollector whose
+// status says how many live-view clients are watching (activeClients > 0 turns the agent's
+// real-time checks on) and the real-time interval in seconds.
+std::string ProcessCollectorReply(int active_clients, int interval_s) {
   ProcessMessageHeader header;
   header.encoding = kProcessEncodingProtobuf;
   header.type = kProcessTypeResCollector;
   header.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
-  // ResCollector{header(1){type(4)=23}, status(3){interval(2)=2}} in protobuf wire format.
-  static constexpr char kBody[] = {0x0a, 0x02, 0x20, 0x17, 0x1a, 0x02, 0x10, 0x02};
-  return EncodeProcessMessageHeaderV3(header) + std::string(kBody, sizeof(kBody));
+  datadog::process_agent::ResCollector reply;
+  reply.mutable_header()->set_type(kProcessTypeResCollector);
+  reply.mutable_status()->set_activeclients(active_clients);
+  reply.mutable_status()->set_interval(interval_s);
+  return EncodeProcessMessageHeaderV3(header) + reply.SerializeAsString();
+}
+
+// A query parameter as an integer in [min, max]; nullopt when absent, error text when invalid.
+std::optional<int> IntParam(const http::HttpRequest& request, const char* name, int min, int max,
+                            std::string* error) {
+  auto text = request.QueryParam(name);
+  if (!text) return std::nullopt;
+  int value = 0;
+  if (!absl::SimpleAtoi(absl::string_view(text->data(), text->size()), &value) || value < min ||
+      value > max) {
+    *error = absl::StrCat(name, " must be an integer in [", min, ", ", max, "]");
+    return std::nullopt;
+  }
+  return value;
 }
 
 }  // namespace
@@ -98,7 +121,10 @@ http::HttpReply IntakeError(int status, absl::string_view message) {
 LocalIntake::LocalIntake(Options options)
     : options_(std::move(options)),
       store_(PayloadStoreOptions{options_.storage_dir, options_.max_bytes, options_.max_payloads}),
-      log_(log::Get("intake")) {}
+      log_(log::Get("intake")),
+      process_active_clients_(std::clamp(options_.process_active_clients, 0, kMaxActiveClients)),
+      process_realtime_interval_s_(
+          std::clamp(options_.process_realtime_interval_s, 1, kMaxRealtimeIntervalS)) {}
 
 absl::Status LocalIntake::Open() {
   absl::Status status = store_.Open();
@@ -230,7 +256,7 @@ http::HttpReply LocalIntake::AcceptPayload(const http::HttpRequest& request, Pay
     http::HttpReply reply;
     reply.status = 202;
     reply.content_type = "application/x-protobuf";
-    reply.body = ProcessCollectorReply();
+    reply.body = ProcessCollectorReply(process_active_clients_.load(), process_realtime_interval_s_.load());
     return reply;
   }
   return JsonReply(202, "{}");
@@ -264,6 +290,23 @@ http::HttpReply LocalIntake::Inspect(const http::HttpRequest& request) {
   if (path == kStatsPath) {
     if (!is_get) return IntakeError(405, "use GET");
     return JsonReply(200, CountersToJson(Counters()));
+  }
+
+  if (path == kProcessStatusPath) {
+    if (request.method == "PUT" || request.method == "POST") {
+      std::string error;
+      auto active = IntParam(request, "active_clients", 0, kMaxActiveClients, &error);
+      auto interval = IntParam(request, "interval", 1, kMaxRealtimeIntervalS, &error);
+      if (!error.empty()) return IntakeError(400, error);
+      if (active) process_active_clients_.store(*active);
+      if (interval) process_realtime_interval_s_.store(*interval);
+      log_->info("process replies now say activeClients {} interval {}s", process_active_clients_.load(),
+                 process_realtime_interval_s_.load());
+    } else if (!is_get) {
+      return IntakeError(405, "use GET, PUT or POST");
+    }
+    return JsonReply(200, absl::StrCat("{\"active_clients\":", process_active_clients_.load(),
+                                       ",\"interval\":", process_realtime_interval_s_.load(), "}"));
   }
 
   if (path == kPayloadsPath || path == absl::StrCat(kPayloadsPath, "/")) {

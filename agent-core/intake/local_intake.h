@@ -11,6 +11,9 @@
 //   GET    /dogwatch/intake/payloads/<seq>?raw=1    → the body as received
 //   GET    /dogwatch/intake/stats                   → counters
 //   DELETE /dogwatch/intake/payloads                → removes all stored payloads
+//   GET    /dogwatch/intake/process_status          → {"active_clients":N,"interval":S}
+//   PUT    /dogwatch/intake/process_status?active_clients=N&interval=S → sets what the process
+//          paths' ResCollector replies say (either parameter may be left out)
 // The inspection API has no authentication: bind the server to loopback or a private socket.
 
 #include <atomic>
@@ -44,6 +47,10 @@ class LocalIntake {
     // Payloads without DD-API-KEY (header, or api_key query parameter) get 403.
     bool require_api_key = false;
     size_t max_payloads = 100000;  // stored payload count bound
+    // What the ResCollector reply to process payloads says at start: activeClients (> 0 turns the
+    // process-agent's real-time checks on) and the real-time interval in seconds.
+    int process_active_clients = 0;
+    int process_realtime_interval_s = 2;
     DecodeLimits decode_limits;
   };
 
@@ -90,6 +97,8 @@ class LocalIntake {
   mutable std::mutex counters_mu_;
   std::map<std::string, int64_t> counters_;
   std::shared_ptr<spdlog::logger> log_;
+  std::atomic<int> process_active_clients_;
+  std::atomic<int> process_realtime_interval_s_;
   log::RateLimiter decode_error_log_limiter_{std::chrono::seconds(5)};
 };
 

@@ -8,6 +8,7 @@
 #include "agent-core/intake/intake_test_util.h"
 #include "common/compression/compression.h"
 #include "datadog/metrics/metrics.pb.h"
+#include "datadog/process/agent.pb.h"
 #include "datadog/trace/agent_payload.pb.h"
 
 namespace dogwatch::intake {
@@ -387,6 +388,50 @@ TEST_CASE("process paths answer with a framed ResCollector") {
   CHECK(framed->type == kProcessTypeResCollector);
   CHECK(framed->encoding == kProcessEncodingProtobuf);
   CHECK(reply.body.substr(16) == std::string("\x0a\x02\x20\x17\x1a\x02\x10\x02", 8));
+}
+
+TEST_CASE("the process reply's activeClients and interval can be set, as a test intake needs") {
+  TempDir dir;
+  LocalIntake::Options options = OptionsFor(dir);
+  options.process_active_clients = 3;
+  LocalIntake intake(options);
+  REQUIRE(intake.Open().ok());
+  auto status_of_reply = [&] {
+    ProcessMessageHeader header;
+    header.encoding = 0;
+    header.type = 12;
+    http::HttpReply reply =
+        intake.Accept(Post("/api/v1/collector", EncodeProcessMessageHeaderV3(header) + "\x12\x01h"));
+    REQUIRE(reply.status == 202);
+    datadog::process_agent::ResCollector parsed;
+    REQUIRE(parsed.ParseFromString(reply.body.substr(16)));
+    CHECK(parsed.header().type() == 23);
+    return std::make_pair(parsed.status().activeclients(), parsed.status().interval());
+  };
+  CHECK(status_of_reply() == std::make_pair(3, 2));
+
+  http::HttpRequest set =
+      Get("/dogwatch/intake/process_status", {{"active_clients", "1"}, {"interval", "5"}});
+  set.method = "PUT";
+  http::HttpReply answer = intake.Accept(set);
+  CHECK(answer.status == 200);
+  CHECK(answer.body == "{\"active_clients\":1,\"interval\":5}");
+  CHECK(status_of_reply() == std::make_pair(1, 5));
+
+  set.query_params = {{"active_clients", "0"}};
+  CHECK(intake.Accept(set).status == 200);
+  CHECK(status_of_reply() == std::make_pair(0, 5));
+  CHECK(intake.Accept(Get("/dogwatch/intake/process_status")).body ==
+        "{\"active_clients\":0,\"interval\":5}");
+
+  // Out of range or not a number: refused, nothing changes.
+  set.query_params = {{"interval", "0"}};
+  CHECK(intake.Accept(set).status == 400);
+  set.query_params = {{"active_clients", "x"}};
+  CHECK(intake.Accept(set).status == 400);
+  set.method = "DELETE";
+  CHECK(intake.Accept(set).status == 405);
+  CHECK(status_of_reply() == std::make_pair(0, 5));
 }
 
 TEST_CASE("concurrent Accept calls keep the index consistent") {

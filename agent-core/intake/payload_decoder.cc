@@ -10,6 +10,7 @@
 #include "common/compression/compression.h"
 #include "datadog/metrics/metrics.pb.h"
 #include "datadog/process/agent.pb.h"
+#include "datadog/process/connections.pb.h"
 #include "datadog/trace/agent_payload.pb.h"
 #include "rapidjson/error/en.h"
 #include "rapidjson/memorystream.h"
@@ -160,6 +161,8 @@ std::optional<absl::StatusOr<std::string>> ProcessBodyToJson(int type, std::stri
   switch (type) {
     case 12:
       return ProtobufToJson<pa::CollectorProc>(body, "CollectorProc", limits);
+    case 22:
+      return ProtobufToJson<pa::CollectorConnections>(body, "CollectorConnections", limits);
     case 23:
       return ProtobufToJson<pa::ResCollector>(body, "ResCollector", limits);
     case 27:

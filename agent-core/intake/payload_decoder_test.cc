@@ -315,8 +315,8 @@ TEST_CASE("process payloads: V3 header decoded, body rendered through the proces
   // Types without a compiled message keep the body as base64; JSON bodies stay JSON.
   const std::string opaque = "\x12\x05host1";
   rapidjson::Document connections =
-      ParseJson(DecodeOk(PayloadKind::kProcess, "", V3Header(0, 22, 1) + opaque));
-  CHECK(std::string(connections["header"]["type_name"].GetString()) == "CollectorConnections");
+      ParseJson(DecodeOk(PayloadKind::kProcess, "", V3Header(0, 41, 1) + opaque));
+  CHECK(std::string(connections["header"]["type_name"].GetString()) == "CollectorPod");
   std::string unescaped;
   REQUIRE(absl::Base64Unescape(connections["body_base64"].GetString(), &unescaped));
   CHECK(unescaped == opaque);

@@ -1,6 +1,5 @@
 #include "common/container/runtime.h"
 
-#include <curl/curl.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -9,6 +8,7 @@
 #include <charconv>
 #include <ctime>
 
+#include "common/container/runtime_http.h"
 #include "common/strings/strings.h"
 #include "rapidjson/document.h"
 #include "rapidjson/error/en.h"
@@ -81,11 +81,6 @@ bool IsSafeIdOrName(std::string_view id) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-')) return false;
   }
   return true;
-}
-
-void EnsureCurlInitialized() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
 }  // namespace
@@ -369,7 +364,7 @@ std::vector<std::string> ContainerTags(const ContainerMeta& meta, TagCardinality
 // ---------------------------------------------------------------------------------------------
 // Client.
 
-RuntimeClient::RuntimeClient(Options options) : options_(std::move(options)) { EnsureCurlInitialized(); }
+RuntimeClient::RuntimeClient(Options options) : options_(std::move(options)) {}
 
 absl::Status RuntimeClient::CheckSocket() const {
   struct stat st {};
@@ -384,61 +379,26 @@ absl::Status RuntimeClient::CheckSocket() const {
   return absl::OkStatus();
 }
 
-namespace {
-
-struct BodySink {
-  std::string* body;
-  size_t max_bytes;
-  bool overflow = false;
-};
-size_t WriteToSink(char* data, size_t size, size_t count, void* user) {
-  auto* sink = static_cast<BodySink*>(user);
-  size_t bytes = size * count;
-  if (sink->body->size() + bytes > sink->max_bytes) {
-    sink->overflow = true;
-    return 0;  // makes curl fail with CURLE_WRITE_ERROR
-  }
-  sink->body->append(data, bytes);
-  return bytes;
-}
-
-struct CurlHandle {
-  CURL* curl = curl_easy_init();
-  ~CurlHandle() {
-    if (curl != nullptr) curl_easy_cleanup(curl);
-  }
-};
-
-}  // namespace
-
 absl::StatusOr<RuntimeClient::Response> RuntimeClient::Get(const std::string& path) const {
   absl::Status socket = CheckSocket();
   if (!socket.ok()) return socket;
-  CurlHandle handle;
-  if (handle.curl == nullptr) return absl::InternalError("curl_easy_init failed");
   Response response;
-  BodySink sink{&response.body, options_.max_response_bytes};
-  char error[CURL_ERROR_SIZE] = {0};
-  std::string url = strings::Cat("http://localhost/", options_.api_version, path);
-  curl_easy_setopt(handle.curl, CURLOPT_UNIX_SOCKET_PATH, options_.socket_path.c_str());
-  curl_easy_setopt(handle.curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(handle.curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(handle.curl, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(options_.connect_timeout.count()));
-  curl_easy_setopt(handle.curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
-  curl_easy_setopt(handle.curl, CURLOPT_WRITEFUNCTION, WriteToSink);
-  curl_easy_setopt(handle.curl, CURLOPT_WRITEDATA, &sink);
-  curl_easy_setopt(handle.curl, CURLOPT_ERRORBUFFER, error);
-  CURLcode code = curl_easy_perform(handle.curl);
-  if (sink.overflow) {
+  UnixHttpOptions http;
+  http.connect_timeout = options_.connect_timeout;
+  http.total_timeout = options_.request_timeout;
+  http.limits.max_body_bytes = options_.max_response_bytes;
+  absl::StatusOr<UnixHttpResult> result =
+      UnixHttpGet(options_.socket_path, strings::Cat("/", options_.api_version, path), http,
+                  [&response](int, std::string_view body) {
+                    response.body.append(body);
+                    return absl::OkStatus();
+                  });
+  if (absl::IsResourceExhausted(result.status())) {
     return absl::ResourceExhaustedError(
         strings::Cat("response to ", path, " exceeds ", options_.max_response_bytes, " bytes"));
   }
-  if (code != CURLE_OK) {
-    return absl::UnavailableError(strings::Cat("container runtime at ", options_.socket_path, ": GET ", path,
-                                               ": ", error[0] != 0 ? error : curl_easy_strerror(code)));
-  }
-  curl_easy_getinfo(handle.curl, CURLINFO_RESPONSE_CODE, &response.status);
+  if (!result.ok()) return result.status();
+  response.status = result->status;
   return response;
 }
 
@@ -474,101 +434,59 @@ absl::StatusOr<ContainerMeta> RuntimeClient::Inspect(std::string_view id) const 
   return ParseContainerInspect(response->body);
 }
 
-namespace {
-
-struct EventSink {
-  CURL* curl = nullptr;
-  const std::function<void(const ContainerEvent&)>* on_event = nullptr;
-  const std::function<bool()>* should_stop = nullptr;
-  const std::function<void(const absl::Status&)>* on_bad_event = nullptr;
-  std::string line;
-  long status = 0;
-  std::string error_body;  // body of a non-200 answer
-  bool line_too_long = false;
-};
-
-size_t OnEventBytes(char* data, size_t size, size_t count, void* user) {
-  auto* sink = static_cast<EventSink*>(user);
-  const size_t bytes = size * count;
-  if (sink->status == 0) curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &sink->status);
-  if (sink->status != 200) {
-    sink->error_body.append(data,
-                            std::min<size_t>(bytes, 512 - std::min<size_t>(512, sink->error_body.size())));
-    return bytes;
-  }
-  std::string_view chunk(data, bytes);
-  while (!chunk.empty()) {
-    size_t newline = chunk.find('\n');
-    std::string_view piece = chunk.substr(0, newline);
-    if (sink->line.size() + piece.size() > kMaxEventLineBytes) {
-      sink->line_too_long = true;
-      return 0;
-    }
-    sink->line.append(piece);
-    if (newline == std::string_view::npos) break;
-    chunk.remove_prefix(newline + 1);
-    if (sink->line.find_first_not_of(" \r\t") != std::string::npos) {
-      absl::StatusOr<ContainerEvent> event = ParseContainerEvent(sink->line);
-      if (event.ok()) {
-        (*sink->on_event)(*event);
-      } else if (*sink->on_bad_event) {
-        (*sink->on_bad_event)(event.status());
-      }
-    }
-    sink->line.clear();
-  }
-  return bytes;
-}
-
-int OnEventProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  auto* sink = static_cast<EventSink*>(user);
-  return (*sink->should_stop)() ? 1 : 0;
-}
-
-}  // namespace
-
 absl::Status RuntimeClient::StreamEvents(int64_t since_unix,
                                          const std::function<void(const ContainerEvent&)>& on_event,
                                          const std::function<bool()>& should_stop,
                                          const std::function<void(const absl::Status&)>& on_bad_event) const {
   absl::Status socket = CheckSocket();
   if (!socket.ok()) return socket;
-  CurlHandle handle;
-  if (handle.curl == nullptr) return absl::InternalError("curl_easy_init failed");
-  EventSink sink;
-  sink.curl = handle.curl;
-  sink.on_event = &on_event;
-  sink.should_stop = &should_stop;
-  sink.on_bad_event = &on_bad_event;
   // filters={"type":["container"]}
-  std::string url = strings::Cat("http://localhost/", options_.api_version,
-                                 "/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D");
-  if (since_unix > 0) strings::AppendTo(&url, "&since=", since_unix);
-  char error[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(handle.curl, CURLOPT_UNIX_SOCKET_PATH, options_.socket_path.c_str());
-  curl_easy_setopt(handle.curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(handle.curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(handle.curl, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(options_.connect_timeout.count()));
-  // No total timeout: the stream is meant to stay open. The progress callback (called about once a
-  // second even when idle) is how Stop() ends it.
-  curl_easy_setopt(handle.curl, CURLOPT_WRITEFUNCTION, OnEventBytes);
-  curl_easy_setopt(handle.curl, CURLOPT_WRITEDATA, &sink);
-  curl_easy_setopt(handle.curl, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(handle.curl, CURLOPT_XFERINFOFUNCTION, OnEventProgress);
-  curl_easy_setopt(handle.curl, CURLOPT_XFERINFODATA, &sink);
-  curl_easy_setopt(handle.curl, CURLOPT_ERRORBUFFER, error);
-  CURLcode code = curl_easy_perform(handle.curl);
-  if (code == CURLE_ABORTED_BY_CALLBACK && should_stop()) return absl::OkStatus();
-  if (sink.line_too_long) {
+  std::string target =
+      strings::Cat("/", options_.api_version, "/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D");
+  if (since_unix > 0) strings::AppendTo(&target, "&since=", since_unix);
+  UnixHttpOptions http;
+  http.connect_timeout = options_.connect_timeout;
+  // No total timeout and no body bound: the stream is meant to stay open; each line is bounded
+  // below, and should_stop (polled at least twice a second) is how Stop() ends it.
+  http.total_timeout = std::chrono::milliseconds(0);
+  http.limits.max_body_bytes = 0;
+  std::string line;
+  std::string error_body;  // body of a non-200 answer, for the error message
+  auto on_body = [&](int status, std::string_view chunk) -> absl::Status {
+    if (status != 200) {
+      error_body.append(chunk.substr(0, 512 - std::min<size_t>(512, error_body.size())));
+      return absl::OkStatus();
+    }
+    while (!chunk.empty()) {
+      const size_t newline = chunk.find('\n');
+      const std::string_view piece = chunk.substr(0, newline);
+      if (line.size() + piece.size() > kMaxEventLineBytes) {
+        return absl::ResourceExhaustedError(strings::Cat("event longer than ", kMaxEventLineBytes, " bytes"));
+      }
+      line.append(piece);
+      if (newline == std::string_view::npos) break;
+      chunk.remove_prefix(newline + 1);
+      if (line.find_first_not_of(" \r\t") != std::string::npos) {
+        absl::StatusOr<ContainerEvent> event = ParseContainerEvent(line);
+        if (event.ok()) {
+          on_event(*event);
+        } else if (on_bad_event) {
+          on_bad_event(event.status());
+        }
+      }
+      line.clear();
+    }
+    return absl::OkStatus();
+  };
+  absl::StatusOr<UnixHttpResult> result =
+      UnixHttpGet(options_.socket_path, target, http, on_body, should_stop);
+  if (absl::IsResourceExhausted(result.status())) {
     return absl::ResourceExhaustedError(strings::Cat("event longer than ", kMaxEventLineBytes, " bytes"));
   }
-  if (sink.status != 0 && sink.status != 200) {
-    return absl::UnavailableError(strings::Cat("events: HTTP ", sink.status, ": ", sink.error_body));
-  }
-  if (code != CURLE_OK) {
-    return absl::UnavailableError(strings::Cat("container runtime at ", options_.socket_path, ": events: ",
-                                               error[0] != 0 ? error : curl_easy_strerror(code)));
+  if (!result.ok()) return result.status();
+  if (result->stopped) return absl::OkStatus();
+  if (result->status != 200) {
+    return absl::UnavailableError(strings::Cat("events: HTTP ", result->status, ": ", error_body));
   }
   return absl::UnavailableError(
       strings::Cat("container runtime at ", options_.socket_path, " closed the events stream"));

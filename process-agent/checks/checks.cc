@@ -219,10 +219,87 @@ int64_t Checks::NowMs() const {
 absl::StatusOr<Snapshot> Checks::CollectProcesses() {
   auto snapshot = processes_->Collect();
   if (snapshot.ok()) {
+    FillPrivileged(&*snapshot);
     std::lock_guard<std::mutex> lock(mu_);
     last_proc_counters_ = snapshot->counters;
   }
   return snapshot;
+}
+
+namespace {
+// Per second; a counter that went backwards (it cannot, for one process) reads as 0.
+float PerSecond(uint64_t current, uint64_t previous, double elapsed_s) {
+  if (elapsed_s <= 0 || current < previous) return 0;
+  return static_cast<float>(static_cast<double>(current - previous) / elapsed_s);
+}
+}  // namespace
+
+void Checks::FillPrivileged(Snapshot* snapshot) {
+  if (!options_.privileged_stats) return;
+  std::vector<int32_t> pids;
+  for (const ProcessInfo& info : snapshot->processes) {
+    if ((!info.io_readable || info.open_fd_count < 0) && pids.size() < options_.max_privileged_pids)
+      pids.push_back(info.pid);
+  }
+  if (pids.empty()) {
+    privileged_previous_.clear();
+    std::lock_guard<std::mutex> lock(mu_);
+    privileged_last_filled_ = 0;
+    privileged_last_error_.clear();  // nothing to ask: the source's state no longer matters
+    return;
+  }
+  absl::StatusOr<std::vector<PrivilegedStat>> answer = options_.privileged_stats(pids);
+  if (!answer.ok()) {
+    privileged_previous_.clear();
+    std::lock_guard<std::mutex> lock(mu_);
+    ++privileged_requests_;
+    ++privileged_errors_;
+    privileged_last_filled_ = 0;
+    privileged_last_error_ = std::string(answer.status().message()).substr(0, 512);
+    return;
+  }
+  absl::flat_hash_map<int32_t, const PrivilegedStat*> by_pid;
+  for (const PrivilegedStat& stat : *answer) by_pid.emplace(stat.pid, &stat);
+  absl::flat_hash_map<int32_t, PrivilegedIo> current;
+  int64_t filled_io = 0, filled_fd = 0;
+  // snapshot->processes is ordered by pid, as `pids` is; the answer's order does not matter.
+  for (ProcessInfo& info : snapshot->processes) {
+    if (info.io_readable && info.open_fd_count >= 0) continue;
+    auto found = by_pid.find(info.pid);
+    if (found == by_pid.end()) continue;
+    const PrivilegedStat& stat = *found->second;
+    if (info.open_fd_count < 0 && stat.open_fds >= 0) {
+      info.open_fd_count = stat.open_fds;
+      ++filled_fd;
+    }
+    if (info.io_readable) continue;
+    info.io_readable = true;
+    info.read_bytes = stat.read_bytes;
+    info.write_bytes = stat.write_bytes;
+    info.read_count = stat.read_count;
+    info.write_count = stat.write_count;
+    ProcessRates& rates = info.rates;
+    rates.read_rate = rates.write_rate = rates.read_bytes_rate = rates.write_bytes_rate = 0;
+    auto previous = privileged_previous_.find(info.pid);
+    if (previous != privileged_previous_.end() && previous->second.start_ticks == info.start_ticks) {
+      const double elapsed_s =
+          static_cast<double>(snapshot->timestamp_ms - previous->second.timestamp_ms) / 1000.0;
+      rates.read_rate = PerSecond(stat.read_count, previous->second.read_count, elapsed_s);
+      rates.write_rate = PerSecond(stat.write_count, previous->second.write_count, elapsed_s);
+      rates.read_bytes_rate = PerSecond(stat.read_bytes, previous->second.read_bytes, elapsed_s);
+      rates.write_bytes_rate = PerSecond(stat.write_bytes, previous->second.write_bytes, elapsed_s);
+    }
+    current[info.pid] = PrivilegedIo{info.start_ticks, snapshot->timestamp_ms, stat.read_bytes,
+                                     stat.write_bytes, stat.read_count,        stat.write_count};
+    ++filled_io;
+  }
+  privileged_previous_ = std::move(current);
+  std::lock_guard<std::mutex> lock(mu_);
+  ++privileged_requests_;
+  privileged_filled_io_ += filled_io;
+  privileged_filled_fd_ += filled_fd;
+  privileged_last_filled_ = std::max(filled_io, filled_fd);
+  privileged_last_error_.clear();
 }
 
 std::vector<std::string> Checks::TagsFor(const std::string& container_id,
@@ -451,6 +528,10 @@ std::map<std::string, int64_t> Checks::Counters() const {
   out["proc_vanished"] = p.processes_vanished;
   out["proc_unreadable_fd"] = p.unreadable_fd;
   out["proc_unreadable_io"] = p.unreadable_io;
+  out["privileged_requests"] = privileged_requests_;
+  out["privileged_errors"] = privileged_errors_;
+  out["privileged_filled_io"] = privileged_filled_io_;
+  out["privileged_filled_fd"] = privileged_filled_fd_;
   out["proc_unreadable_exe"] = p.unreadable_exe;
   out["proc_unreadable_cwd"] = p.unreadable_cwd;
   out["proc_unreadable_cmdline"] = p.unreadable_cmdline;
@@ -493,9 +574,23 @@ std::map<std::string, std::string> Checks::Info() const {
     auto store = store_->counters();
     if (!store.last_error.empty()) out["runtime_last_error"] = store.last_error;
   }
-  if (last_proc_counters_.unreadable_io > 0 || last_proc_counters_.unreadable_fd > 0) {
-    // Without system-probe's process-stats RPC, other users' io and fd counts stay unreadable.
-    out["privileged_stats"] = "partial: io/fd of other users' processes unreadable (no system-probe)";
+  // Where the io and fd counts of the processes /proc refuses (other users', ptrace-protected) come
+  // from: procfs reads only what this user may read.
+  const int64_t refused = std::max(last_proc_counters_.unreadable_io, last_proc_counters_.unreadable_fd);
+  if (!options_.privileged_stats) {
+    if (refused > 0)
+      out["privileged_stats"] = strings::Cat("partial: io/fd of ", refused,
+                                             " processes /proc refused are unknown (no system-probe)");
+  } else if (!privileged_last_error_.empty()) {
+    out["privileged_stats"] =
+        strings::Cat("partial: ", options_.privileged_stats_name, " unavailable, io/fd of ", refused,
+                     " processes /proc refused are unknown: ", privileged_last_error_);
+  } else if (privileged_requests_ > 0 && refused > 0) {
+    out["privileged_stats"] =
+        strings::Cat(options_.privileged_stats_name, ": io/fd of ", privileged_last_filled_, " of ", refused,
+                     " processes /proc refused");
+  } else {
+    out["privileged_stats"] = "procfs: every process readable";
   }
   return out;
 }

@@ -48,6 +48,19 @@ std::string_view CheckPath(CheckKind kind);
 // MemTotal. Unreadable files leave their fields empty.
 datadog::process_agent::SystemInfo CollectSystemInfo(const std::string& proc_root);
 
+// I/O counters and open descriptors of processes that /proc does not let this user read, from a
+// privileged source (system-probe's GetProcessStats). open_fds < 0: unknown.
+struct PrivilegedStat {
+  int32_t pid = 0;
+  uint64_t read_bytes = 0;
+  uint64_t write_bytes = 0;
+  uint64_t read_count = 0;
+  uint64_t write_count = 0;
+  int32_t open_fds = -1;
+};
+using PrivilegedStatsSource =
+    std::function<absl::StatusOr<std::vector<PrivilegedStat>>(const std::vector<int32_t>& pids)>;
+
 // A container's tags (high cardinality); errors are cached briefly and counted.
 using TagLookup = std::function<absl::StatusOr<std::vector<std::string>>(const std::string& container_id)>;
 
@@ -68,10 +81,15 @@ struct ChecksOptions {
   // Container tags from the core's tagger. Unset: computed here from the runtime's metadata with
   // container::ContainerTags (what `process-agent check` does without a core).
   TagLookup tag_lookup;
-  int64_t tag_ttl_ms = 5 * 60 * 1000;     // cached answers
-  int64_t tag_error_ttl_ms = 10 * 1000;   // cached failures: tagless until then
-  size_t max_cached_tags = 4096;          // cleared when full (counted)
-  ProcessCollector::Options collector;    // proc_root and scrubber are set from the above
+  int64_t tag_ttl_ms = 5 * 60 * 1000;    // cached answers
+  int64_t tag_error_ttl_ms = 10 * 1000;  // cached failures: tagless until then
+  size_t max_cached_tags = 4096;         // cleared when full (counted)
+  ProcessCollector::Options collector;   // proc_root and scrubber are set from the above
+  // Asked, once per process collection, for the pids whose io or fd count /proc refused; what it
+  // answers fills them in (rates from its previous answers). Unset: those stay unreadable (-1).
+  PrivilegedStatsSource privileged_stats;
+  std::string privileged_stats_name;      // for status, e.g. "system-probe (/var/run/.../sysprobe.sock)"
+  size_t max_privileged_pids = 10000;     // pids per request; more stay unreadable
   std::function<int64_t()> monotonic_ms;  // test seam for the tag cache
 };
 
@@ -132,6 +150,7 @@ class Checks {
   };
 
   absl::StatusOr<Snapshot> CollectProcesses();
+  void FillPrivileged(Snapshot* snapshot);
   std::vector<ContainerView> CollectContainers(CheckKind kind);
   std::vector<std::string> TagsFor(const std::string& container_id,
                                    const std::optional<container::ContainerMeta>& meta);
@@ -154,6 +173,18 @@ class Checks {
   int64_t cgroup_missing_files_ = 0, cgroup_parse_errors_ = 0, cgroup_errors_ = 0, containers_dropped_ = 0;
   int64_t tag_lookups_ = 0, tag_cache_hits_ = 0, tag_errors_ = 0, tag_cache_clears_ = 0;
   std::string cgroup_layout_;
+  // The privileged source's last counters per pid (with the process's start time, so a reused pid
+  // starts over), for rates; replaced at every answer.
+  struct PrivilegedIo {
+    uint64_t start_ticks = 0;
+    int64_t timestamp_ms = 0;
+    uint64_t read_bytes = 0, write_bytes = 0, read_count = 0, write_count = 0;
+  };
+  absl::flat_hash_map<int32_t, PrivilegedIo> privileged_previous_;  // scheduling thread only
+  int64_t privileged_requests_ = 0, privileged_errors_ = 0, privileged_filled_io_ = 0,
+          privileged_filled_fd_ = 0;
+  int64_t privileged_last_filled_ = 0;
+  std::string privileged_last_error_;
   std::string last_tag_error_;
 };
 

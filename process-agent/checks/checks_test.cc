@@ -507,3 +507,106 @@ TEST_CASE("container checks on a fixture cgroup tree: fields, tags from the look
   CHECK(counters.at("rtcontainer_runs") == 2);
   CHECK(checks.Info().at("tagger_last_error") == "core down");
 }
+
+namespace {
+
+// A fixture /proc with one process whose io and fd are readable and one whose are not (no io
+// file, no fd directory: what another user's process looks like to an unprivileged agent).
+struct FixtureProc {
+  TempDir dir;
+  FixtureProc() {
+    WriteFile(dir.path + "/stat",
+              "cpu  1000 0 0 1000 0 0 0 0 0 0\ncpu0 1 0 0 1 0 0 0 0 0 0\nbtime 1700000000\nprocesses 10\n");
+    Add(4242, false);
+    Add(4343, true);
+  }
+  void Add(int pid, bool readable) {
+    const std::string base = dir.path + "/" + std::to_string(pid);
+    WriteFile(base + "/stat",
+              std::to_string(pid) + " (dw) S 1 " + std::to_string(pid) +
+                  " 952 0 -1 0 101 0 0 0 10 5 0 0 20 0 1 0 500 3133440 382 "
+                  "18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
+    WriteFile(
+        base + "/status",
+        "Name:\tdw\nState:\tS (sleeping)\nPPid:\t1\nUid:\t1000\t1000\t1000\t1000\nGid:\t10\t10\t10\t10\n"
+        "VmRSS:\t    1700 kB\nThreads:\t1\nvoluntary_ctxt_switches:\t7\nnonvoluntary_ctxt_switches:\t3\n");
+    WriteFile(base + "/cmdline", std::string("/usr/bin/dw\0--serve\0", 20));
+    WriteFile(base + "/schedstat", "100 5 3\n");
+    if (readable) {
+      WriteFile(base + "/io",
+                "rchar: 1\nwchar: 1\nsyscr: 10\nsyscw: 2\nread_bytes: 4096\nwrite_bytes: 8192\n");
+      WriteFile(base + "/fd/0", "");
+    }
+  }
+};
+
+const pb::Process* Find(const dogwatch::process::CheckRun& run, int32_t pid) { return FindProcess(run, pid); }
+
+}  // namespace
+
+TEST_CASE("io and fd counts /proc refuses come from the privileged source, with rates", "[checks]") {
+  FixtureProc proc;
+  int64_t now_ms = 1'700'000'000'000;
+  std::vector<std::vector<int32_t>> asked;
+  uint64_t calls = 0;
+  bool failing = false;
+  ChecksOptions options;
+  options.proc_root = proc.dir.path;
+  options.collect_containers = false;
+  options.collector.unix_ms = [&] { return now_ms; };
+  options.privileged_stats_name = "system-probe (test)";
+  options.privileged_stats = [&](const std::vector<int32_t>& pids)
+      -> absl::StatusOr<std::vector<dogwatch::process::PrivilegedStat>> {
+    asked.push_back(pids);
+    if (failing) return absl::UnavailableError("connection refused");
+    ++calls;
+    dogwatch::process::PrivilegedStat stat;
+    stat.pid = 4242;
+    stat.read_bytes = 1000 * calls;
+    stat.write_bytes = 2000 * calls;
+    stat.read_count = 10 * calls;
+    stat.write_count = 20 * calls;
+    stat.open_fds = 7;
+    dogwatch::process::PrivilegedStat unasked = stat;  // an answer for a pid not asked is ignored
+    unasked.pid = 4343;
+    unasked.open_fds = 99;
+    return std::vector<dogwatch::process::PrivilegedStat>{stat, unasked};
+  };
+  Checks checks(options);
+
+  auto first = checks.Run(CheckKind::kProcess);
+  REQUIRE(first.ok());
+  now_ms += 10'000;
+  auto second = checks.Run(CheckKind::kProcess);
+  REQUIRE(second.ok());
+  REQUIRE(asked.size() == 2);
+  CHECK(asked[1] == std::vector<int32_t>{4242});  // only the process /proc refused
+
+  const pb::Process* hidden = Find(*second, 4242);
+  REQUIRE(hidden != nullptr);
+  CHECK(hidden->openfdcount() == 7);
+  CHECK(hidden->iostat().readbytesrate() == Approx(100.0));  // 1000 bytes more over 10 s
+  CHECK(hidden->iostat().writebytesrate() == Approx(200.0));
+  CHECK(hidden->iostat().readrate() == Approx(1.0));
+  CHECK(hidden->iostat().writerate() == Approx(2.0));
+  const pb::Process* own = Find(*second, 4343);
+  REQUIRE(own != nullptr);
+  CHECK(own->openfdcount() == 1);                            // from /proc, not from the source
+  CHECK(Find(*first, 4242)->iostat().readbytesrate() == 0);  // first sight: no rate yet
+  CHECK(checks.Info().at("privileged_stats") ==
+        "system-probe (test): io/fd of 1 of 1 processes /proc refused");
+  CHECK(checks.Counters().at("privileged_filled_io") == 2);
+  CHECK(checks.Counters().at("privileged_errors") == 0);
+
+  // The source goes away: what /proc refused is unreadable again (-1), and status says why.
+  failing = true;
+  now_ms += 10'000;
+  auto third = checks.Run(CheckKind::kProcess);
+  REQUIRE(third.ok());
+  CHECK(Find(*third, 4242)->openfdcount() == -1);
+  CHECK(Find(*third, 4242)->iostat().readbytesrate() == -1);
+  CHECK(checks.Counters().at("privileged_errors") == 1);
+  CHECK(checks.Info().at("privileged_stats") ==
+        "partial: system-probe (test) unavailable, io/fd of 1 processes /proc refused are unknown: "
+        "connection refused");
+}

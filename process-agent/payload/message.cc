@@ -85,7 +85,7 @@ std::string_view MessageTypeProtoName(MessageType type) {
     case MessageType::kCollectorProcDiscovery:
       return "datadog.process_agent.CollectorProcDiscovery";
     case MessageType::kCollectorConnections:
-      return "";  // connections.proto is not compiled in
+      return "datadog.process_agent.CollectorConnections";
   }
   return "";
 }

@@ -9,6 +9,7 @@
 #include "common/compression/compression.h"
 #include "datadog/process/agent.pb.h"
 #include "process-agent/payload/chunking.h"
+#include "process-agent/payload/collector_reply.h"
 #include "process-agent/payload/message.h"
 #include "process-agent/payload/request_headers.h"
 
@@ -174,6 +175,103 @@ TEST_CASE("EncodeMessage frames a CollectorProc that decodes back to the same me
         "process message of type 12 (CollectorProc) does not carry datadog.process_agent.CollectorContainer");
 }
 
+std::string Reply(int32_t active_clients, int32_t interval_s, const std::string& message = "") {
+  pa::ResCollector reply;
+  reply.mutable_header()->set_type(23);
+  reply.set_message(message);
+  reply.mutable_status()->set_activeclients(active_clients);
+  reply.mutable_status()->set_interval(interval_s);
+  return *EncodeMessage(MessageType::kResCollector, reply, 5);
+}
+
+TEST_CASE("the intake's ResCollector reply decodes to its status, bounded") {
+  absl::StatusOr<CollectorStatus> status = DecodeCollectorReply(Reply(2, 4));
+  REQUIRE(status.ok());
+  CHECK(status->active_clients == 2);
+  CHECK(status->interval_s == 4);
+
+  // The local intake's plain-protobuf V3 reply (encoding 0), byte for byte.
+  const std::string plain = std::string("\x03\x00\x17\x00", 4) + std::string(12, '\0') +
+                            std::string("\x0a\x02\x20\x17\x1a\x04\x08\x01\x10\x02", 10);
+  status = DecodeCollectorReply(plain);
+  REQUIRE(status.ok());
+  CHECK(status->active_clients == 1);
+  CHECK(status->interval_s == 2);
+
+  // An error message from the intake is an error, with its text.
+  status = DecodeCollectorReply(Reply(1, 2, "invalid api key"));
+  REQUIRE_FALSE(status.ok());
+  CHECK(std::string(status.status().message()).find("invalid api key") != std::string::npos);
+
+  // Not a ResCollector, not a message at all, too big.
+  pa::CollectorProc proc;
+  proc.set_hostname("h");
+  status = DecodeCollectorReply(*EncodeMessage(MessageType::kCollectorProc, proc, 1));
+  REQUIRE_FALSE(status.ok());
+  CHECK(std::string(status.status().message()).find("not a ResCollector") != std::string::npos);
+  CHECK_FALSE(DecodeCollectorReply("{}").ok());
+  CHECK_FALSE(DecodeCollectorReply("").ok());
+  CHECK(absl::IsResourceExhausted(
+      DecodeCollectorReply(plain + std::string(kMaxCollectorReplyBytes, 'x')).status()));
+}
+
+TEST_CASE("real-time turns on while any endpoint has active clients, at the largest interval") {
+  using Clock = RealTimeSwitch::Clock;
+  RealTimeSwitch::Options options;
+  options.default_interval = std::chrono::seconds(2);
+  options.stale_after = std::chrono::seconds(60);
+  RealTimeSwitch rt(options);
+  const Clock::time_point t0 = Clock::now();
+  CHECK_FALSE(rt.enabled());
+  CHECK(rt.wants_replies());
+  CHECK(rt.Describe() == "off (no intake reply yet)");
+
+  CHECK_FALSE(rt.Update({{0, 2}}, t0));
+  CHECK_FALSE(rt.enabled());
+  CHECK(rt.Describe() == "off (no active clients)");
+
+  CHECK(rt.Update({{0, 2}, {3, 5}}, t0));
+  CHECK(rt.enabled());
+  CHECK(rt.interval() == std::chrono::seconds(5));
+  CHECK(rt.active_clients() == 3);
+  CHECK(rt.Describe() == "on (3 active clients), every 5 s");
+
+  // No replies (empty batch) change nothing; an absurd interval is ignored.
+  CHECK_FALSE(rt.Update({}, t0 + std::chrono::seconds(1)));
+  CHECK_FALSE(rt.Update({{1, 100000}}, t0 + std::chrono::seconds(1)));
+  CHECK(rt.interval() == std::chrono::seconds(5));
+
+  // Silence from the intake turns it off after stale_after, not before.
+  CHECK_FALSE(rt.Expire(t0 + std::chrono::seconds(30)));
+  CHECK(rt.Expire(t0 + std::chrono::seconds(62)));
+  CHECK_FALSE(rt.enabled());
+  CHECK(rt.Describe() == "off (no intake reply for 60 s)");
+
+  CHECK(rt.Update({{1, 0}}, t0 + std::chrono::seconds(70)));
+  CHECK(rt.enabled());
+  CHECK(rt.Update({{0, 0}}, t0 + std::chrono::seconds(72)));
+  CHECK_FALSE(rt.enabled());
+}
+
+TEST_CASE("real-time configuration overrides the intake") {
+  RealTimeSwitch::Options always;
+  always.always = true;
+  RealTimeSwitch on(always);
+  CHECK(on.enabled());
+  CHECK_FALSE(on.wants_replies());
+  CHECK_FALSE(on.Update({{0, 2}}, RealTimeSwitch::Clock::now()));
+  CHECK(on.enabled());
+
+  RealTimeSwitch::Options disabled;
+  disabled.disabled = true;
+  disabled.always = true;
+  RealTimeSwitch off(disabled);
+  CHECK_FALSE(off.enabled());
+  CHECK_FALSE(off.Update({{5, 2}}, RealTimeSwitch::Clock::now()));
+  CHECK_FALSE(off.enabled());
+  CHECK(off.Describe() == "off (process_config.disable_realtime_checks)");
+}
+
 TEST_CASE("ResCollector, real-time and container messages round trip") {
   pa::ResCollector reply;
   reply.mutable_header()->set_type(23);
@@ -235,7 +333,12 @@ TEST_CASE("EncodeMessage refuses a body that does not match the type") {
   framed = EncodeMessage(MessageType::kCollectorConnections, pa::CollectorProc(), 0);
   REQUIRE_FALSE(framed.ok());
   CHECK(framed.status().message() ==
-        "message type 22 (CollectorConnections) has no compiled protobuf to encode");
+        "message type CollectorConnections carries datadog.process_agent.CollectorConnections, not "
+        "datadog.process_agent.CollectorProc");
+  // A type dogwatch has no class for (41, CollectorPod) cannot be encoded at all.
+  framed = EncodeMessage(static_cast<MessageType>(41), pa::CollectorProc(), 0);
+  REQUIRE_FALSE(framed.ok());
+  CHECK(framed.status().message().find("has no compiled protobuf to encode") != std::string::npos);
 }
 
 TEST_CASE("DecodeMessage accepts V1, V2, plain protobuf and JSON bodies") {

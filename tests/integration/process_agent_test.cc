@@ -4,8 +4,12 @@
 // process with a secret on its command line; (b) a real podman container (tests/support/podman.sh;
 // root, as CI runs; never skipped: a setup failure fails with the script's output).
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -31,6 +35,7 @@ using dogwatch::testing::Bin;
 using dogwatch::testing::CommandResult;
 using dogwatch::testing::FreePort;
 using dogwatch::testing::HttpGet;
+using dogwatch::testing::HttpPost;
 using dogwatch::testing::Process;
 using dogwatch::testing::RunCommand;
 using dogwatch::testing::TempDir;
@@ -243,7 +248,8 @@ TEST_CASE("process-agent: a busy child with a secret comes back scrubbed, with p
   REQUIRE(child.Running());
   std::string config = setup.WriteConfig(
       intake.Url(""),
-      "process_config:\n  process_dd_url: " + intake.Url("") +
+      "system_probe_config:\n  sysprobe_socket: " + setup.dir.File("no-sysprobe.sock") +
+          "\nprocess_config:\n  process_dd_url: " + intake.Url("") +
           "\n  process_collection:\n    enabled: true\n  container_collection:\n    enabled: false\n"
           "  intervals:\n    process: 1\n");
   auto agent = StartAgent(setup, config);
@@ -306,6 +312,19 @@ TEST_CASE("process-agent: a busy child with a secret comes back scrubbed, with p
   CHECK(status->counters().at("process_runs") >= 2);
   CHECK(status->counters().at("process_submit_errors") == 0);
   CHECK(status->counters().at("proc_processes") > 0);
+  // Processes /proc refuses io or fd for (other users', or ptrace-protected even from root) are
+  // asked of system-probe; without its socket they stay unreadable and status says so.
+  if (status->counters().at("proc_unreadable_io") > 0 || status->counters().at("proc_unreadable_fd") > 0) {
+    const std::string socket = setup.dir.File("no-sysprobe.sock");
+    const std::string info = status->info().at("privileged_stats");
+    INFO(info);
+    CHECK(info.rfind("partial: system-probe (" + socket + ") unavailable, io/fd of ", 0) == 0);
+    CHECK(info.find("system-probe is not running (no socket at " + socket + ")") != std::string::npos);
+    CHECK(status->counters().at("privileged_errors") > 0);
+  } else {
+    CHECK(status->info().at("privileged_stats") == "procfs: every process readable");
+    CHECK(status->counters().at("privileged_requests") == 0);
+  }
 
   // Steady-state memory of the running process-agent (printed for the benchmark record).
   pid_t process_agent = status->pid();
@@ -327,6 +346,88 @@ TEST_CASE("process-agent: a busy child with a secret comes back scrubbed, with p
   CHECK(Str(doc, "type") == "CollectorProc");
   CommandResult bad = RunCommand({Bin("process-agent"), "check", "nope"}, {}, 10s);
   CHECK(bad.exit_code == 2);
+
+  agent->Signal(SIGTERM);
+  CHECK(agent->Wait(20s) == 0);
+}
+
+// Real-time payloads (type 27) on /api/v1/collector after `since`, oldest first, as seqs.
+std::vector<uint64_t> RealTimePayloads(const Intake& intake, uint64_t since = 0) {
+  std::vector<uint64_t> out;
+  for (const auto& payload : intake.Payloads("/api/v1/collector", since)) {
+    int type = 0;
+    if (Body(payload->decoded, &type) != nullptr && type == 27) out.push_back(payload->seq);
+  }
+  return out;
+}
+
+uint64_t LastSeq(const Intake& intake) {
+  auto payloads = intake.Payloads("/api/v1/collector");
+  return payloads.empty() ? 0 : payloads.back()->seq;
+}
+
+TEST_CASE("process-agent: real-time checks run only while the intake's ResCollector has active clients",
+          "[integration][process-agent]") {
+  Setup setup;
+  Intake intake;  // answers activeClients 0 until told otherwise
+  Process child({"/bin/sh", "-c", "while :; do :; done", "dw-rt-child"}, {}, setup.dir.path(), "rt-child");
+  REQUIRE(child.Running());
+  std::string config = setup.WriteConfig(
+      intake.Url(""),
+      "process_config:\n  process_dd_url: " + intake.Url("") +
+          "\n  process_collection:\n    enabled: true\n  container_collection:\n    enabled: false\n"
+          "  intervals:\n    process: 1\n    process_realtime: 1\n");
+  auto agent = StartAgent(setup, config);
+  auto realtime_info = [&] {
+    auto status = Component(setup.socket, "process-agent");
+    return status && status->info().count("realtime") ? status->info().at("realtime") : std::string();
+  };
+
+  // Several process payloads, each answered with activeClients 0: no real-time payload.
+  REQUIRE(WaitFor([&] { return intake.Payloads("/api/v1/collector").size() >= 4; }, 30s));
+  INFO("agent stderr:\n" << agent->Stderr());
+  CHECK(RealTimePayloads(intake).empty());
+  REQUIRE(WaitFor([&] { return realtime_info() == "off (no active clients)"; }, 20s));
+
+  // Someone opens the live view: the next reply says activeClients 1, real-time payloads follow,
+  // carrying the busy child's stats.
+  REQUIRE(HttpPost(intake.Url("/dogwatch/intake/process_status?active_clients=1&interval=1"), "").status ==
+          200);
+  const uint64_t switched_on_at = LastSeq(intake);
+  bool child_seen = WaitFor(
+      [&] {
+        for (const auto& payload : intake.Payloads("/api/v1/collector", switched_on_at)) {
+          int type = 0;
+          const rapidjson::Value* body = Body(payload->decoded, &type);
+          if (body == nullptr || type != 27 || !body->HasMember("stats")) continue;
+          for (const auto& stat : (*body)["stats"].GetArray()) {
+            if (stat["pid"].GetInt() == child.pid()) return true;
+          }
+        }
+        return false;
+      },
+      20s);
+  CHECK(child_seen);
+  // Every real-time payload came after the intake's switch, none before.
+  for (uint64_t seq : RealTimePayloads(intake)) CHECK(seq > switched_on_at);
+  REQUIRE(WaitFor([&] { return realtime_info().rfind("on (1 active clients)", 0) == 0; }, 20s));
+  auto status = Component(setup.socket, "process-agent");
+  REQUIRE(status);
+  CHECK(status->counters().at("realtime_enabled") == 1);
+  CHECK(status->counters().at("intake_replies") > 0);
+  CHECK(status->counters().at("intake_reply_errors") == 0);
+  CHECK(status->counters().at("rtprocess_payloads") > 0);
+  CHECK(status->counters().at("rtprocess_submit_errors") == 0);
+
+  // The live view closes: real time stops with the next reply.
+  REQUIRE(HttpPost(intake.Url("/dogwatch/intake/process_status?active_clients=0"), "").status == 200);
+  REQUIRE(WaitFor([&] { return realtime_info() == "off (no active clients)"; }, 20s));
+  // A run that had already started may still land; after that, nothing.
+  std::this_thread::sleep_for(2s);
+  const uint64_t switched_off_at = LastSeq(intake);
+  std::this_thread::sleep_for(4s);
+  CHECK(RealTimePayloads(intake, switched_off_at).empty());
+  CHECK(intake.Payloads("/api/v1/collector", switched_off_at).size() >= 2);  // process checks go on
 
   agent->Signal(SIGTERM);
   CHECK(agent->Wait(20s) == 0);
@@ -427,4 +528,201 @@ TEST_CASE("process-agent: a real podman container in CollectorContainer and its 
 
   agent->Signal(SIGTERM);
   CHECK(agent->Wait(20s) == 0);
+}
+
+// Issue 6 end to end: loopback traffic -> system-probe's eBPF programs -> GetConnections ->
+// process-agent's connections check -> the core's Submit -> the intake, which decodes
+// CollectorConnections. The client is a child process so its PID differs from the server's.
+TEST_CASE("connections: loopback TCP traffic reaches the intake as CollectorConnections",
+          "[integration][connections]") {
+  Setup setup;
+  Intake intake;
+  std::string config = setup.WriteConfig(
+      intake.Url(""),
+      "system_probe_config:\n  enabled: true\n  sysprobe_socket: " + setup.dir.File("sysprobe.sock") +
+          "\nnetwork_config:\n  enabled: true\nprocess_config:\n  process_dd_url: " + intake.Url("") +
+          "\n  process_collection:\n    enabled: false\n  container_collection:\n    enabled: false\n"
+          "  intervals:\n    connections: 5\n");
+  auto agent = StartAgent(setup, config);
+  // The process-agent's first check registers it with system-probe; traffic after that is its delta.
+  REQUIRE(WaitFor(
+      [&] {
+        auto status = Component(setup.socket, "process-agent");
+        return status && status->counters().count("connections_runs") &&
+               status->counters().at("connections_runs") > 0;
+      },
+      30s));
+
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  REQUIRE(listen(listener, 4) == 0);
+  socklen_t len = sizeof(addr);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int server_port = ntohs(addr.sin_port);
+  int ports[2];
+  REQUIRE(pipe(ports) == 0);
+  const pid_t client = fork();
+  REQUIRE(client >= 0);
+  if (client == 0) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) _exit(1);
+    sockaddr_in local{};
+    socklen_t local_len = sizeof(local);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len);
+    uint16_t port = ntohs(local.sin_port);
+    if (write(ports[1], &port, sizeof(port)) != sizeof(port)) _exit(2);
+    std::string up(54321, 'u');
+    if (send(fd, up.data(), up.size(), 0) != static_cast<ssize_t>(up.size())) _exit(3);
+    char buffer[4096];
+    size_t got = 0;
+    while (got < 12345) {
+      ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+      if (n <= 0) _exit(4);
+      got += static_cast<size_t>(n);
+    }
+    close(fd);
+    _exit(0);
+  }
+  int conn = accept(listener, nullptr, nullptr);
+  REQUIRE(conn >= 0);
+  std::vector<char> buffer(65536);
+  size_t got = 0;
+  while (got < 54321) {
+    ssize_t n = recv(conn, buffer.data(), buffer.size(), 0);
+    REQUIRE(n > 0);
+    got += static_cast<size_t>(n);
+  }
+  std::string down(12345, 'd');
+  REQUIRE(send(conn, down.data(), down.size(), 0) == static_cast<ssize_t>(down.size()));
+  int status = 0;
+  waitpid(client, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  close(conn);
+  close(listener);
+  uint16_t client_port = 0;
+  REQUIRE(read(ports[0], &client_port, sizeof(client_port)) == sizeof(client_port));
+  close(ports[0]);
+  close(ports[1]);
+
+  // Deltas across every payload until the close is reported.
+  double sent = 0, received = 0, closed = 0, established = 0;
+  int pid = 0;
+  std::string direction, family, type, hostname;
+  double server_received = 0;
+  int server_pid = 0;
+  std::string server_direction;
+  uint64_t since = 0;
+  bool done = WaitFor(
+      [&] {
+        for (const auto& payload : intake.Payloads("/api/v1/connections", since)) {
+          since = std::max(since, payload->seq);
+          int message_type = 0;
+          const rapidjson::Value* body = Body(payload->decoded, &message_type);
+          if (body == nullptr || message_type != 22 || !body->HasMember("connections")) continue;
+          hostname = Str(*body, "hostName");
+          CHECK(Header(payload->meta, "Content-Type") == "application/x-protobuf");
+          CHECK(!Header(payload->meta, "X-DD-Request-ID").empty());
+          for (const auto& c : (*body)["connections"].GetArray()) {
+            const int lport = static_cast<int>(Num(c["laddr"], "port"));
+            const int rport = static_cast<int>(Num(c["raddr"], "port"));
+            if (lport == client_port && rport == server_port) {
+              sent += Num(c, "lastBytesSent");
+              received += Num(c, "lastBytesReceived");
+              closed += Num(c, "lastTcpClosed");
+              established += Num(c, "lastTcpEstablished");
+              if (Num(c, "pid") != 0) pid = static_cast<int>(Num(c, "pid"));
+              direction = Str(c, "direction");
+              family = Str(c, "family");
+              type = Str(c, "type");
+            } else if (lport == server_port && rport == client_port) {
+              server_received += Num(c, "lastBytesReceived");
+              if (Num(c, "pid") != 0) server_pid = static_cast<int>(Num(c, "pid"));
+              server_direction = Str(c, "direction");
+            }
+          }
+        }
+        return closed > 0 && server_received >= 54321;
+      },
+      40s);
+  INFO("agent stderr:\n" << agent->Stderr());
+  REQUIRE(done);
+  CHECK(sent == 54321);
+  CHECK(received == 12345);
+  CHECK(closed == 1);
+  CHECK(established == 1);
+  CHECK(pid == client);
+  // tcp and v4 are the enums' zero values: proto JSON may omit them.
+  CHECK(direction == "outgoing");
+  CHECK((type.empty() || type == "tcp"));
+  CHECK((family.empty() || family == "v4"));
+  CHECK(server_received == 54321);
+  CHECK(server_pid == getpid());
+  CHECK(server_direction == "incoming");
+  CHECK(!hostname.empty());
+  agent->Signal(SIGTERM);
+  CHECK(agent->Wait(20s) == 0);
+}
+
+// Sidecar mode: the suite in a PID namespace of its own with its own /proc, as in a pod with
+// shareProcessNamespace: the process-agent says so in its status, reports only the processes that
+// namespace shows, and runs nothing host-level (no connections check even though it is enabled).
+TEST_CASE("process-agent: in a pod's PID namespace it reports only what the pod shows",
+          "[integration][process-agent]") {
+  Setup setup;
+  Intake intake;
+  std::string config = setup.WriteConfig(
+      intake.Url(""),
+      "process_config:\n  process_dd_url: " + intake.Url("") +
+          "\n  process_collection:\n    enabled: true\n  container_collection:\n    enabled: false\n"
+          "  intervals:\n    process: 1\nnetwork_config:\n  enabled: true\n");
+  Process agent({"/usr/bin/unshare", "--pid", "--fork", "--mount-proc", Bin("agent"), "run", "-c", config},
+                setup.Env(), setup.dir.path(), "agent-in-pidns");
+  REQUIRE(WaitFor([&] { return CoreUp(setup.socket) || !agent.Running(); }, 15s));
+  INFO("agent stderr:\n" << agent.Stderr());
+  REQUIRE(agent.Running());
+
+  std::set<std::string> commands;
+  std::set<int> pids;
+  bool seen = WaitFor(
+      [&] {
+        for (const auto& payload : intake.Payloads("/api/v1/collector")) {
+          int type = 0;
+          const rapidjson::Value* body = Body(payload->decoded, &type);
+          if (body == nullptr || type != 12 || !body->HasMember("processes")) continue;
+          commands.clear();
+          pids.clear();
+          for (const auto& process : (*body)["processes"].GetArray()) {
+            pids.insert(process["pid"].GetInt());
+            std::string exe = Str(process["command"], "exe");
+            commands.insert(exe.substr(exe.rfind('/') + 1));
+          }
+          return !pids.empty();
+        }
+        return false;
+      },
+      30s);
+  REQUIRE(seen);
+  // Only the namespace's own processes: the core as pid 1 and the process-agent it started.
+  INFO("pids " << pids.size());
+  CHECK(pids.count(1) == 1);
+  CHECK(pids.size() <= 3);
+  CHECK(pids.count(getpid()) == 0);
+  CHECK(commands.count("agent") == 1);
+  CHECK(commands.count("process-agent") == 1);
+
+  std::optional<dogwatch::core::ComponentStatus> status;
+  REQUIRE(WaitFor(
+      [&] {
+        status = Component(setup.socket, "process-agent");
+        return status && status->info().count("mode");
+      },
+      20s));
+  CHECK(status->info().at("mode").rfind("sidecar: pid namespace", 0) == 0);
+  CHECK(status->counters().count("connections_runs") == 0);
+  agent.Signal(SIGTERM);
+  CHECK(agent.Wait(20s) >= 0);
 }

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <map>
 #include <thread>
 
 #include "agent-core/forwarder/tests/test_http_server.h"
@@ -732,6 +733,69 @@ TEST_CASE("a {subdomain} destination sends each payload to the subdomain it name
   CHECK(requests[0].Header(kSubdomainHeader).empty());  // internal: never sent as such
   CHECK(requests[0].Header("DD-API-KEY") == kKey);
   CHECK(requests[1].Header("Host") == "llmobs-intake.localhost:" + port);
+  forwarder.Stop(absl::Seconds(1));
+  CheckConservation(forwarder);
+}
+
+TEST_CASE("a submitter waiting for the intake's answer gets each destination's first reply", "[forwarder]") {
+  QuietLogs();
+  TestHttpServer main_server, extra_server;
+  REQUIRE(main_server.Listen().ok());
+  REQUIRE(extra_server.Listen().ok());
+  main_server.SetDefaultReply(Reply{202, "main-answer", {}, absl::ZeroDuration()});
+  extra_server.SetDefaultReply(Reply{202, std::string(100, 'x'), {}, absl::ZeroDuration()});
+  Options options = TestOptions(main_server.base_url());
+  options.destinations[core::TRACK_METRICS].push_back({extra_server.base_url(), kOtherKey});
+  Forwarder forwarder(options, MakeTransport());
+  REQUIRE(forwarder.Start().ok());
+  REQUIRE(forwarder.DestinationCount(core::TRACK_METRICS) == 2);
+  CHECK(forwarder.DestinationCount(core::TRACK_TRACES) == 0);
+
+  auto sink = std::make_shared<ReplySink>(2, 10);
+  REQUIRE(forwarder.Submit(core::TRACK_METRICS, kPath, PayloadHeaders(), "p", "test", sink).ok());
+  std::vector<IntakeReply> replies = sink->Wait(absl::Seconds(10));
+  REQUIRE(replies.size() == 2);
+  std::map<std::string, IntakeReply> by_url;
+  for (auto& reply : replies) by_url[reply.destination] = reply;
+  CHECK(by_url[main_server.base_url()].status == 202);
+  CHECK(by_url[main_server.base_url()].body == "main-answe");  // cut at the sink's 10 bytes
+  CHECK(by_url[main_server.base_url()].truncated);
+  CHECK(by_url[extra_server.base_url()].body == std::string(10, 'x'));
+  forwarder.Stop(absl::Seconds(1));
+  CheckConservation(forwarder);
+}
+
+TEST_CASE("waiting for a reply changes nothing about retries; a backing-off destination answers nothing",
+          "[forwarder]") {
+  QuietLogs();
+  TestHttpServer server;
+  REQUIRE(server.Listen().ok());
+  server.Script(Reply{503, "busy", {}, absl::ZeroDuration()}, 1);
+  server.SetDefaultReply(Reply{202, "ok", {}, absl::ZeroDuration()});
+  Options options = TestOptions(server.base_url());
+  // Long enough that the second submit surely finds the destination backing off.
+  options.backoff_base = absl::Seconds(2);
+  options.backoff_max = absl::Seconds(2);
+  Forwarder forwarder(options, MakeTransport());
+  REQUIRE(forwarder.Start().ok());
+
+  // The first attempt's answer is what the waiter gets, even though it is then retried.
+  auto first = std::make_shared<ReplySink>(1, 1024);
+  REQUIRE(forwarder.Submit(core::TRACK_METRICS, kPath, PayloadHeaders(), "p1", "test", first).ok());
+  auto replies = first->Wait(absl::Seconds(10));
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 503);
+  CHECK(replies[0].body == "busy");
+
+  // While backing off: resolved at once, without an answer, and still queued and delivered.
+  auto second = std::make_shared<ReplySink>(1, 1024);
+  const absl::Time before = absl::Now();
+  REQUIRE(forwarder.Submit(core::TRACK_METRICS, kPath, PayloadHeaders(), "p2", "test", second).ok());
+  CHECK(second->Wait(absl::Seconds(5)).empty());
+  CHECK(absl::Now() - before < absl::Seconds(1));
+  REQUIRE(WaitUntil([&] { return Counter(forwarder, "sent") == 2; }));
+  CHECK(Distinct(Bodies(server)) == std::vector<std::string>{"p1", "p2"});
+  CHECK(Counter(forwarder, "retried") == 1);
   forwarder.Stop(absl::Seconds(1));
   CheckConservation(forwarder);
 }
