@@ -12,14 +12,15 @@
  *     udp(v6)_recvmsg, for kernels with BPF trampolines but without the sock_*_length tracepoints.
  *     Everything else is shared with the tracepoint backend.
  */
+/* vmlinux.h defines the kernel types the libbpf headers use, so it goes first. */
+// clang-format off
 #include "vmlinux.h"
-
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
-
 #include "network_types.h"
+// clang-format on
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -102,94 +103,139 @@ struct {
 } dns_scratch SEC(".maps");
 
 static __always_inline void count(__u32 which) {
-  __u64 *value = bpf_map_lookup_elem(&telemetry, &which);
+  __u64* value = bpf_map_lookup_elem(&telemetry, &which);
   if (value) *value += 1; /* per-CPU: no atomics needed */
 }
 
-static __always_inline __u32 netns_of(const struct sock *sk) {
-  return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+/* Every caller of the helpers below holds a BTF-typed socket (tp_btf, fexit): fields are read
+ * with plain loads (CO-RE relocated through vmlinux.h's preserve_access_index), which cost a few
+ * ns each, instead of bpf_probe_read_kernel calls at ~35 ns each. Fields past struct sock go
+ * through bpf_skc_to_tcp_sock, which gives the verifier a typed tcp_sock. */
+
+static __always_inline __u32 netns_of(const struct sock* sk) {
+  return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum); /* two pointer hops: only on creation */
 }
 
-static __always_inline __u16 protocol_of(const struct sock *sk) {
-  /* A plain u16 since 5.6, a bitfield before: the probed bitfield read handles both. */
-  return (__u16)BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+static __always_inline __u16 protocol_of(const struct sock* sk) {
+  /* A plain u16 since 5.6, a bitfield before: the CO-RE bitfield read handles both. */
+  return (__u16)BPF_CORE_READ_BITFIELD(sk, sk_protocol);
 }
 
 /* IPv4-mapped IPv6 (::ffff:a.b.c.d) from a dual-stack socket is reported as IPv4, as Datadog does. */
-static __always_inline int is_v4_mapped(const __u8 *a) {
+static __always_inline int is_v4_mapped(const __u8* a) {
   return a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == 0 && a[4] == 0 && a[5] == 0 && a[6] == 0 &&
          a[7] == 0 && a[8] == 0 && a[9] == 0 && a[10] == 0xff && a[11] == 0xff;
 }
 
-/* Fills addresses, ports, family and protocol from the socket. Returns 0 for TCP/UDP over IPv4/6. */
-static __always_inline int read_tuple(const struct sock *sk, struct dw_conn_stats *s) {
-  __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-  __builtin_memset(s->laddr, 0, 16);
-  __builtin_memset(s->raddr, 0, 16);
+static __always_inline void copy_v6(__u8* out, const struct in6_addr* addr) {
+  __u32 w0 = addr->in6_u.u6_addr32[0], w1 = addr->in6_u.u6_addr32[1];
+  __u32 w2 = addr->in6_u.u6_addr32[2], w3 = addr->in6_u.u6_addr32[3];
+  __builtin_memcpy(out, &w0, 4);
+  __builtin_memcpy(out + 4, &w1, 4);
+  __builtin_memcpy(out + 8, &w2, 4);
+  __builtin_memcpy(out + 12, &w3, 4);
+}
+
+static __always_inline void unmap_v4(__u8* addr) {
+  __builtin_memcpy(addr, addr + 12, 4);
+  __builtin_memset(addr + 4, 0, 12);
+}
+
+/* The map key of a connected socket: cookie + remote address and port. Returns the family (4 or
+ * 6, after unmapping), 0 when the socket is not IPv4/IPv6. Cheap: used on every send and receive. */
+static __always_inline __u8 connected_key(const struct sock* sk, __u64 cookie, struct dw_conn_key* key) {
+  __builtin_memset(key, 0, sizeof(*key));
+  key->cookie = cookie;
+  key->rport = bpf_ntohs(sk->__sk_common.skc_dport);
+  __u16 family = sk->__sk_common.skc_family;
   if (family == AF_INET) {
-    __u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-    __u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-    __builtin_memcpy(s->laddr, &l, 4);
-    __builtin_memcpy(s->raddr, &r, 4);
-    s->family = 4;
-  } else if (family == AF_INET6) {
-    BPF_CORE_READ_INTO(&s->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-    BPF_CORE_READ_INTO(&s->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-    s->family = 6;
-    if (is_v4_mapped(s->raddr) && (is_v4_mapped(s->laddr) || s->laddr[0] == 0)) {
-      __builtin_memcpy(s->laddr, s->laddr + 12, 4);
-      __builtin_memcpy(s->raddr, s->raddr + 12, 4);
-      __builtin_memset(s->laddr + 4, 0, 12);
-      __builtin_memset(s->raddr + 4, 0, 12);
-      s->family = 4;
-    }
-  } else {
-    return -1;
+    __u32 r = sk->__sk_common.skc_daddr;
+    __builtin_memcpy(key->raddr, &r, 4);
+    return 4;
   }
-  __u16 protocol = protocol_of(sk);
-  if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP) return -1;
-  s->protocol = (__u8)protocol;
-  /* skc_num is already 0 once a socket reaches CLOSE; inet_sport stays. */
-  const struct inet_sock *inet = (const struct inet_sock *)sk;
-  s->lport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
-  s->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+  if (family == AF_INET6) {
+    copy_v6(key->raddr, &sk->__sk_common.skc_v6_daddr);
+    if (is_v4_mapped(key->raddr)) {
+      unmap_v4(key->raddr);
+      return 4;
+    }
+    return 6;
+  }
   return 0;
 }
 
-static __always_inline void read_tcp_health(const struct sock *sk, struct dw_conn_stats *s) {
-  const struct tcp_sock *tp = (const struct tcp_sock *)sk;
-  s->rtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;   /* srtt is stored << 3 */
-  s->rtt_var_us = BPF_CORE_READ(tp, mdev_us) >> 2; /* mdev is stored << 2 */
-  s->retransmits = BPF_CORE_READ(tp, total_retrans);
-  s->packets_sent = BPF_CORE_READ(tp, segs_out);
-  s->packets_received = BPF_CORE_READ(tp, segs_in);
+static __always_inline __u16 local_port(const struct sock* sk) {
+  __u16 port = sk->__sk_common.skc_num;
+  if (port != 0) return port;
+  /* skc_num is already 0 once a TCP socket reaches CLOSE; inet_sport stays. */
+  struct tcp_sock* tp = bpf_skc_to_tcp_sock((void*)sk);
+  return tp ? bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport) : 0;
 }
 
-static __always_inline void set_process(struct dw_conn_stats *s) {
-  s->pid = bpf_get_current_pid_tgid() >> 32;
+/* Fills a new record's addresses, ports, family and protocol. Returns 0 for TCP/UDP over IP. */
+static __always_inline int read_tuple(const struct sock* sk, const struct dw_conn_key* key, __u8 family,
+                                      struct dw_conn_stats* s) {
+  __u16 protocol = protocol_of(sk);
+  if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP) return -1;
+  s->protocol = (__u8)protocol;
+  __builtin_memset(s->laddr, 0, 16);
+  __builtin_memcpy(s->raddr, key->raddr, 16);
+  s->family = family;
+  if (sk->__sk_common.skc_family == AF_INET) {
+    __u32 l = sk->__sk_common.skc_rcv_saddr;
+    __builtin_memcpy(s->laddr, &l, 4);
+  } else {
+    copy_v6(s->laddr, &sk->__sk_common.skc_v6_rcv_saddr);
+    if (family == 4) {
+      if (is_v4_mapped(s->laddr)) {
+        unmap_v4(s->laddr);
+      } else {
+        __builtin_memset(s->laddr, 0, 16); /* unbound dual-stack socket talking IPv4 */
+      }
+    }
+  }
+  s->lport = local_port(sk);
+  s->rport = key->rport;
+  return 0;
+}
+
+static __always_inline void read_tcp_health(const struct sock* sk, struct dw_conn_stats* s) {
+  struct tcp_sock* tp = bpf_skc_to_tcp_sock((void*)sk);
+  if (!tp) return;
+  s->rtt_us = tp->srtt_us >> 3;     /* srtt is stored << 3 */
+  s->rtt_var_us = tp->mdev_us >> 2; /* mdev is stored << 2 */
+  s->retransmits = tp->total_retrans;
+  s->packets_sent = tp->segs_out;
+  s->packets_received = tp->segs_in;
+}
+
+static __always_inline void set_process(struct dw_conn_stats* s) {
+  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  if (s->pid == tgid) return; /* same process as last time: its comm is already there */
+  s->pid = tgid;
   bpf_get_current_comm(s->comm, sizeof(s->comm));
 }
 
-static __always_inline void key_from_stats(struct dw_conn_key *key, __u64 cookie, const struct dw_conn_stats *s) {
-  __builtin_memset(key, 0, sizeof(*key));
-  key->cookie = cookie;
-  __builtin_memcpy(key->raddr, s->raddr, 16);
-  key->rport = s->rport;
+/* Direction of a flow first seen through I/O (no handshake observed: UDP, or TCP older than us). */
+static __always_inline __u8 guess_direction(const struct dw_conn_stats* s, __u64 cookie) {
+  if (s->protocol == IPPROTO_UDP) {
+    return bpf_map_lookup_elem(&udp_bound, &cookie) ? DW_DIRECTION_INCOMING : DW_DIRECTION_OUTGOING;
+  }
+  /* A local port in the ephemeral range talking to a non-ephemeral one is the client side. */
+  if (s->lport >= ephemeral_port_min && s->rport < ephemeral_port_min) return DW_DIRECTION_OUTGOING;
+  if (s->rport >= ephemeral_port_min && s->lport < ephemeral_port_min) return DW_DIRECTION_INCOMING;
+  return DW_DIRECTION_UNKNOWN;
 }
 
-/* Looks the connection up, creating it from the socket when new. NULL when the socket is not
- * TCP/UDP over IP or the map is full (counted). */
-static __always_inline struct dw_conn_stats *upsert(const struct sock *sk, __u64 cookie, struct dw_conn_key *key,
-                                                    __u8 direction, int set_pid) {
+/* Creates the record for `key` (not in the map yet) from the socket. NULL when the socket is not
+ * TCP/UDP or the map is full (counted). direction 0xff: guess it. */
+static __always_inline struct dw_conn_stats* create(const struct sock* sk, struct dw_conn_key* key,
+                                                    __u8 family, __u8 direction, int set_pid) {
   __u32 zero = 0;
-  struct dw_conn_stats *fresh = bpf_map_lookup_elem(&scratch, &zero);
+  struct dw_conn_stats* fresh = bpf_map_lookup_elem(&scratch, &zero);
   if (!fresh) return 0;
-  if (read_tuple(sk, fresh) != 0) return 0;
-  key_from_stats(key, cookie, fresh);
-  struct dw_conn_stats *s = bpf_map_lookup_elem(&conns, key);
-  if (s) return s;
-  __u64 now = bpf_ktime_get_ns();
-  fresh->direction = direction;
+  if (read_tuple(sk, key, family, fresh) != 0) return 0;
+  fresh->direction = direction == 0xff ? guess_direction(fresh, key->cookie) : direction;
   fresh->flags = 0;
   fresh->netns = netns_of(sk);
   fresh->pid = 0;
@@ -199,7 +245,7 @@ static __always_inline struct dw_conn_stats *upsert(const struct sock *sk, __u64
   fresh->packets_sent = fresh->packets_received = 0;
   fresh->retransmits = fresh->rtt_us = fresh->rtt_var_us = 0;
   fresh->failure_errno = 0;
-  fresh->first_seen_ns = fresh->last_update_ns = now;
+  fresh->first_seen_ns = fresh->last_update_ns = bpf_ktime_get_ns();
   long err = bpf_map_update_elem(&conns, key, fresh, BPF_NOEXIST);
   if (err != 0 && err != -17 /* EEXIST: another CPU won the race */) {
     count(DW_TEL_CONN_MAP_FULL);
@@ -209,71 +255,38 @@ static __always_inline struct dw_conn_stats *upsert(const struct sock *sk, __u64
   return bpf_map_lookup_elem(&conns, key);
 }
 
-/* Direction of a flow first seen through I/O (no handshake observed: UDP, or TCP older than us). */
-static __always_inline __u8 guess_direction(const struct sock *sk, __u64 cookie, __u16 protocol) {
-  if (protocol == IPPROTO_UDP) {
-    return bpf_map_lookup_elem(&udp_bound, &cookie) ? DW_DIRECTION_INCOMING : DW_DIRECTION_OUTGOING;
-  }
-  const struct inet_sock *inet = (const struct inet_sock *)sk;
-  __u16 lport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
-  __u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-  /* A local port in the ephemeral range talking to a non-ephemeral one is the client side. */
-  if (lport >= ephemeral_port_min && rport < ephemeral_port_min) return DW_DIRECTION_OUTGOING;
-  if (rport >= ephemeral_port_min && lport < ephemeral_port_min) return DW_DIRECTION_INCOMING;
-  return DW_DIRECTION_UNKNOWN;
+static __always_inline struct dw_conn_stats* upsert(const struct sock* sk, __u64 cookie,
+                                                    struct dw_conn_key* key, __u8 direction, int set_pid) {
+  __u8 family = connected_key(sk, cookie, key);
+  if (family == 0) return 0;
+  struct dw_conn_stats* s = bpf_map_lookup_elem(&conns, key);
+  return s ? s : create(sk, key, family, direction, set_pid);
 }
 
 /* One completed send or receive of `bytes` on `sk`, in the context of the process doing it. */
-static __always_inline void account_io(const struct sock *sk, int bytes, int sending) {
+static __always_inline void account_io(const struct sock* sk, int bytes, int sending) {
   if (bytes <= 0 || !sk) return;
   __u16 protocol = protocol_of(sk);
   if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP) return;
-  __u64 cookie = bpf_get_socket_cookie((void *)sk);
+  __u64 cookie = bpf_get_socket_cookie((void*)sk);
   struct dw_conn_key key;
-  struct dw_conn_stats *s = 0;
-  __u16 dport = BPF_CORE_READ(sk, __sk_common.skc_dport);
-  if (protocol == IPPROTO_UDP && dport == 0) {
+  __u8 family = connected_key(sk, cookie, &key);
+  if (family == 0) return;
+  if (protocol == IPPROTO_UDP && key.rport == 0) {
     /* Unconnected UDP: the peer comes from the cgroup sendmsg/recvmsg hook of this syscall. */
     __u64 id = bpf_get_current_pid_tgid();
-    struct udp_peer *peer = bpf_map_lookup_elem(&udp_peers, &id);
-    __u32 zero = 0;
-    struct dw_conn_stats *fresh = bpf_map_lookup_elem(&scratch, &zero);
-    if (!fresh || read_tuple(sk, fresh) != 0) return;
+    struct udp_peer* peer = bpf_map_lookup_elem(&udp_peers, &id);
     if (peer && peer->cookie == cookie) {
-      __builtin_memcpy(fresh->raddr, peer->addr, 16);
-      fresh->rport = peer->port;
-      if (peer->family == 4 && fresh->family == 6) {
-        /* A dual-stack socket talking IPv4. */
-        fresh->family = 4;
-        __builtin_memset(fresh->laddr, 0, 16);
-      }
+      __builtin_memcpy(key.raddr, peer->addr, 16);
+      key.rport = peer->port;
+      family = peer->family;
       bpf_map_delete_elem(&udp_peers, &id);
     } else {
       count(DW_TEL_UDP_PEER_UNKNOWN);
     }
-    key_from_stats(&key, cookie, fresh);
-    s = bpf_map_lookup_elem(&conns, &key);
-    if (!s) {
-      fresh->direction = guess_direction(sk, cookie, protocol);
-      fresh->flags = 0;
-      fresh->netns = netns_of(sk);
-      set_process(fresh);
-      fresh->bytes_sent = fresh->bytes_received = 0;
-      fresh->packets_sent = fresh->packets_received = 0;
-      fresh->retransmits = fresh->rtt_us = fresh->rtt_var_us = 0;
-      fresh->failure_errno = 0;
-      fresh->first_seen_ns = fresh->last_update_ns = bpf_ktime_get_ns();
-      long err = bpf_map_update_elem(&conns, &key, fresh, BPF_NOEXIST);
-      if (err != 0 && err != -17) {
-        count(DW_TEL_CONN_MAP_FULL);
-        return;
-      }
-      if (err == 0) count(DW_TEL_CONNS_OPENED);
-      s = bpf_map_lookup_elem(&conns, &key);
-    }
-  } else {
-    s = upsert(sk, cookie, &key, guess_direction(sk, cookie, protocol), 1);
   }
+  struct dw_conn_stats* s = bpf_map_lookup_elem(&conns, &key);
+  if (!s) s = create(sk, &key, family, 0xff, 1);
   if (!s) return;
   if (sending) {
     __sync_fetch_and_add(&s->bytes_sent, bytes);
@@ -283,10 +296,7 @@ static __always_inline void account_io(const struct sock *sk, int bytes, int sen
     if (protocol == IPPROTO_UDP) __sync_fetch_and_add(&s->packets_received, 1);
   }
   if (protocol == IPPROTO_TCP) read_tcp_health(sk, s);
-  if (s->lport == 0) {
-    const struct inet_sock *inet = (const struct inet_sock *)sk;
-    s->lport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
-  }
+  if (s->lport == 0) s->lport = local_port(sk); /* connect() had not picked it yet at SYN_SENT */
   set_process(s);
   s->last_update_ns = bpf_ktime_get_ns();
 }
@@ -294,13 +304,13 @@ static __always_inline void account_io(const struct sock *sk, int bytes, int sen
 /* ---- Backend "tracepoint": the sock_*_length tracepoints (kernel 6.3+). ---- */
 
 SEC("tp_btf/sock_send_length")
-int BPF_PROG(dw_sock_send_length, struct sock *sk, int ret, int flags) {
+int BPF_PROG(dw_sock_send_length, struct sock* sk, int ret, int flags) {
   account_io(sk, ret, 1);
   return 0;
 }
 
 SEC("tp_btf/sock_recv_length")
-int BPF_PROG(dw_sock_recv_length, struct sock *sk, int ret, int flags) {
+int BPF_PROG(dw_sock_recv_length, struct sock* sk, int ret, int flags) {
   if (flags & MSG_PEEK) return 0; /* the same bytes are read again later */
   account_io(sk, ret, 0);
   return 0;
@@ -309,13 +319,13 @@ int BPF_PROG(dw_sock_recv_length, struct sock *sk, int ret, int flags) {
 /* ---- Backend "fexit": the same accounting on kernels with trampolines but no such tracepoints. */
 
 SEC("fexit/tcp_sendmsg")
-int BPF_PROG(dw_fexit_tcp_sendmsg, struct sock *sk, struct msghdr *msg, size_t size, int ret) {
+int BPF_PROG(dw_fexit_tcp_sendmsg, struct sock* sk, struct msghdr* msg, size_t size, int ret) {
   account_io(sk, ret, 1);
   return 0;
 }
 
 SEC("fexit/tcp_recvmsg")
-int BPF_PROG(dw_fexit_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len,
+int BPF_PROG(dw_fexit_tcp_recvmsg, struct sock* sk, struct msghdr* msg, size_t len, int flags, int* addr_len,
              int ret) {
   if (flags & MSG_PEEK) return 0;
   account_io(sk, ret, 0);
@@ -323,13 +333,13 @@ int BPF_PROG(dw_fexit_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t l
 }
 
 SEC("fexit/udp_sendmsg")
-int BPF_PROG(dw_fexit_udp_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, int ret) {
+int BPF_PROG(dw_fexit_udp_sendmsg, struct sock* sk, struct msghdr* msg, size_t len, int ret) {
   account_io(sk, ret, 1);
   return 0;
 }
 
 SEC("fexit/udp_recvmsg")
-int BPF_PROG(dw_fexit_udp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len,
+int BPF_PROG(dw_fexit_udp_recvmsg, struct sock* sk, struct msghdr* msg, size_t len, int flags, int* addr_len,
              int ret) {
   if (flags & MSG_PEEK) return 0;
   account_io(sk, ret, 0);
@@ -337,14 +347,14 @@ int BPF_PROG(dw_fexit_udp_recvmsg, struct sock *sk, struct msghdr *msg, size_t l
 }
 
 SEC("fexit/udpv6_sendmsg")
-int BPF_PROG(dw_fexit_udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, int ret) {
+int BPF_PROG(dw_fexit_udpv6_sendmsg, struct sock* sk, struct msghdr* msg, size_t len, int ret) {
   account_io(sk, ret, 1);
   return 0;
 }
 
 SEC("fexit/udpv6_recvmsg")
-int BPF_PROG(dw_fexit_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags,
-             int *addr_len, int ret) {
+int BPF_PROG(dw_fexit_udpv6_recvmsg, struct sock* sk, struct msghdr* msg, size_t len, int flags,
+             int* addr_len, int ret) {
   if (flags & MSG_PEEK) return 0;
   account_io(sk, ret, 0);
   return 0;
@@ -352,8 +362,8 @@ int BPF_PROG(dw_fexit_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t
 
 /* ---- Shared by both backends. ---- */
 
-static __always_inline void emit_closed(struct dw_conn_key *key, struct dw_conn_stats *s) {
-  struct dw_conn_event *event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+static __always_inline void emit_closed(struct dw_conn_key* key, struct dw_conn_stats* s) {
+  struct dw_conn_event* event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
   if (!event) {
     /* Keep the record: user space finalizes entries flagged closed on its next scan. */
     s->flags |= DW_FLAG_CLOSED;
@@ -370,9 +380,9 @@ static __always_inline void emit_closed(struct dw_conn_key *key, struct dw_conn_
 }
 
 SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(dw_inet_sock_set_state, const struct sock *sk, const int oldstate, const int newstate) {
+int BPF_PROG(dw_inet_sock_set_state, const struct sock* sk, const int oldstate, const int newstate) {
   if (protocol_of(sk) != IPPROTO_TCP) return 0;
-  __u64 cookie = bpf_get_socket_cookie((void *)sk);
+  __u64 cookie = bpf_get_socket_cookie((void*)sk);
   struct dw_conn_key key;
   if (newstate == TCP_SYN_SENT) {
     /* connect(): runs in the connecting process. The local port is not chosen yet. */
@@ -383,29 +393,28 @@ int BPF_PROG(dw_inet_sock_set_state, const struct sock *sk, const int oldstate, 
     /* SYN_RECV -> ESTABLISHED runs in softirq: the current PID is the peer's, so none is set;
      * the accepting process's first read or write sets it. */
     __u8 direction = oldstate == TCP_SYN_RECV ? DW_DIRECTION_INCOMING : DW_DIRECTION_OUTGOING;
-    struct dw_conn_stats *s = upsert(sk, cookie, &key, direction, 0);
+    struct dw_conn_stats* s = upsert(sk, cookie, &key, direction, 0);
     if (!s) return 0;
     s->flags |= DW_FLAG_ESTABLISHED;
     s->direction = direction;
-    if (s->lport == 0) {
-      const struct inet_sock *inet = (const struct inet_sock *)sk;
-      s->lport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
-    }
+    if (s->lport == 0) s->lport = local_port(sk);
     s->last_update_ns = bpf_ktime_get_ns();
     return 0;
   }
   if (newstate == TCP_CLOSE) {
-    __u32 zero = 0;
-    struct dw_conn_stats *probe = bpf_map_lookup_elem(&scratch, &zero);
-    if (!probe || read_tuple(sk, probe) != 0) return 0;
-    key_from_stats(&key, cookie, probe);
-    struct dw_conn_stats *s = bpf_map_lookup_elem(&conns, &key);
+    __u8 family = connected_key(sk, cookie, &key);
+    if (family == 0) return 0;
+    struct dw_conn_stats* s = bpf_map_lookup_elem(&conns, &key);
     if (!s) return 0; /* never saw traffic or a handshake: nothing to report */
-    if (s->lport == 0) s->lport = probe->lport;
-    __builtin_memcpy(s->laddr, probe->laddr, 16);
+    if (s->lport == 0) s->lport = local_port(sk);
+    /* The local address is final now (a connect() may have bound it after SYN_SENT). */
+    if (sk->__sk_common.skc_family == AF_INET) {
+      __u32 l = sk->__sk_common.skc_rcv_saddr;
+      __builtin_memcpy(s->laddr, &l, 4);
+    }
     read_tcp_health(sk, s);
     if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV) {
-      int err = BPF_CORE_READ(sk, sk_err);
+      int err = sk->sk_err;
       s->failure_errno = err > 0 ? err : 110 /* ETIMEDOUT: gave up without an error */;
     }
     s->last_update_ns = bpf_ktime_get_ns();
@@ -415,17 +424,15 @@ int BPF_PROG(dw_inet_sock_set_state, const struct sock *sk, const int oldstate, 
 }
 
 SEC("tp_btf/tcp_retransmit_skb")
-int BPF_PROG(dw_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb) {
-  __u64 cookie = bpf_get_socket_cookie((void *)sk);
-  __u32 zero = 0;
-  struct dw_conn_stats *probe = bpf_map_lookup_elem(&scratch, &zero);
-  if (!probe || read_tuple(sk, probe) != 0) return 0;
+int BPF_PROG(dw_tcp_retransmit_skb, const struct sock* sk, const struct sk_buff* skb) {
+  __u64 cookie = bpf_get_socket_cookie((void*)sk);
   struct dw_conn_key key;
-  key_from_stats(&key, cookie, probe);
-  struct dw_conn_stats *s = bpf_map_lookup_elem(&conns, &key);
-  if (s) {
+  if (connected_key(sk, cookie, &key) == 0) return 0;
+  struct dw_conn_stats* s = bpf_map_lookup_elem(&conns, &key);
+  struct tcp_sock* tp = bpf_skc_to_tcp_sock((void*)sk);
+  if (s && tp) {
     /* total_retrans is bumped after this tracepoint: count this one ourselves. */
-    __u32 total = BPF_CORE_READ((const struct tcp_sock *)sk, total_retrans) + 1;
+    __u32 total = tp->total_retrans + 1;
     if (total > s->retransmits) s->retransmits = total;
   }
   return 0;
@@ -433,7 +440,7 @@ int BPF_PROG(dw_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff 
 
 /* ---- cgroup sock hooks on the cgroup2 root: UDP peers, bound servers, released sockets. ---- */
 
-static __always_inline void remember_udp_peer(struct bpf_sock_addr *ctx, int v6) {
+static __always_inline void remember_udp_peer(struct bpf_sock_addr* ctx, int v6) {
   if (ctx->protocol != IPPROTO_UDP) return;
   struct udp_peer peer = {};
   peer.cookie = bpf_get_socket_cookie(ctx);
@@ -460,30 +467,30 @@ static __always_inline void remember_udp_peer(struct bpf_sock_addr *ctx, int v6)
 }
 
 SEC("cgroup/sendmsg4")
-int dw_sendmsg4(struct bpf_sock_addr *ctx) {
+int dw_sendmsg4(struct bpf_sock_addr* ctx) {
   remember_udp_peer(ctx, 0);
   return 1;
 }
 
 SEC("cgroup/sendmsg6")
-int dw_sendmsg6(struct bpf_sock_addr *ctx) {
+int dw_sendmsg6(struct bpf_sock_addr* ctx) {
   remember_udp_peer(ctx, 1);
   return 1;
 }
 
 SEC("cgroup/recvmsg4")
-int dw_recvmsg4(struct bpf_sock_addr *ctx) {
+int dw_recvmsg4(struct bpf_sock_addr* ctx) {
   remember_udp_peer(ctx, 0);
   return 1;
 }
 
 SEC("cgroup/recvmsg6")
-int dw_recvmsg6(struct bpf_sock_addr *ctx) {
+int dw_recvmsg6(struct bpf_sock_addr* ctx) {
   remember_udp_peer(ctx, 1);
   return 1;
 }
 
-static __always_inline void remember_bind(struct bpf_sock_addr *ctx) {
+static __always_inline void remember_bind(struct bpf_sock_addr* ctx) {
   if (ctx->protocol != IPPROTO_UDP || ctx->user_port == 0) return;
   __u64 cookie = bpf_get_socket_cookie(ctx);
   __u8 one = 1;
@@ -491,19 +498,19 @@ static __always_inline void remember_bind(struct bpf_sock_addr *ctx) {
 }
 
 SEC("cgroup/bind4")
-int dw_bind4(struct bpf_sock_addr *ctx) {
+int dw_bind4(struct bpf_sock_addr* ctx) {
   remember_bind(ctx);
   return 1;
 }
 
 SEC("cgroup/bind6")
-int dw_bind6(struct bpf_sock_addr *ctx) {
+int dw_bind6(struct bpf_sock_addr* ctx) {
   remember_bind(ctx);
   return 1;
 }
 
 SEC("cgroup/sock_release")
-int dw_sock_release(struct bpf_sock *ctx) {
+int dw_sock_release(struct bpf_sock* ctx) {
   if (ctx->protocol != IPPROTO_UDP) return 1;
   __u64 cookie = bpf_get_socket_cookie(ctx);
   bpf_map_delete_elem(&udp_bound, &cookie);
@@ -527,13 +534,13 @@ int dw_sock_release(struct bpf_sock *ctx) {
     }
   }
   if (key.rport != 0) {
-    struct dw_conn_stats *s = bpf_map_lookup_elem(&conns, &key);
+    struct dw_conn_stats* s = bpf_map_lookup_elem(&conns, &key);
     if (s) {
       emit_closed(&key, s);
       return 1;
     }
   }
-  struct dw_conn_event *event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+  struct dw_conn_event* event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
   if (!event) {
     count(DW_TEL_RINGBUF_FULL); /* user space still expires idle UDP flows */
     return 1;
@@ -554,7 +561,7 @@ struct l4_info {
   __u8 family;
 };
 
-static __always_inline int parse_udp(struct __sk_buff *skb, struct l4_info *info) {
+static __always_inline int parse_udp(struct __sk_buff* skb, struct l4_info* info) {
   if (skb->protocol == bpf_htons(ETH_P_IP)) {
     struct iphdr ip;
     if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0) return -1;
@@ -599,8 +606,14 @@ struct dns_header {
   __be16 arcount;
 };
 
-static __always_inline void inspect_dns(struct __sk_buff *skb, int egress) {
+static __always_inline void inspect_dns(struct __sk_buff* skb, int egress) {
   if (!collect_dns) return;
+  /* Most packets belong to TCP sockets: rule them out from the socket before reading headers. */
+  struct bpf_sock* owner = skb->sk;
+  if (owner) {
+    owner = bpf_sk_fullsock(owner);
+    if (owner && owner->protocol != IPPROTO_UDP) return;
+  }
   struct l4_info info;
   if (parse_udp(skb, &info) != 0) return;
   struct udphdr udp;
@@ -624,7 +637,7 @@ static __always_inline void inspect_dns(struct __sk_buff *skb, int egress) {
     key.client_port = sport;
     __u32 zero = 0;
     /* Built in a per-CPU slot: the record does not fit next to the rest on the BPF stack. */
-    struct dw_dns_pending *pending = bpf_map_lookup_elem(&dns_scratch, &zero);
+    struct dw_dns_pending* pending = bpf_map_lookup_elem(&dns_scratch, &zero);
     if (!pending) return;
     pending->start_ns = bpf_ktime_get_ns();
     pending->netns = 0;
@@ -649,12 +662,12 @@ static __always_inline void inspect_dns(struct __sk_buff *skb, int egress) {
   __builtin_memcpy(key.client_addr, info.dst, 16);
   __builtin_memcpy(key.server_addr, info.src, 16);
   key.client_port = dport;
-  struct dw_dns_pending *pending = bpf_map_lookup_elem(&dns_pending, &key);
+  struct dw_dns_pending* pending = bpf_map_lookup_elem(&dns_pending, &key);
   if (!pending) {
     count(DW_TEL_DNS_UNMATCHED);
     return;
   }
-  struct dw_dns_event *event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+  struct dw_dns_event* event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
   if (!event) {
     count(DW_TEL_DNS_RINGBUF_FULL);
     bpf_map_delete_elem(&dns_pending, &key);
@@ -677,13 +690,13 @@ static __always_inline void inspect_dns(struct __sk_buff *skb, int egress) {
 }
 
 SEC("cgroup_skb/egress")
-int dw_skb_egress(struct __sk_buff *skb) {
+int dw_skb_egress(struct __sk_buff* skb) {
   inspect_dns(skb, 1);
   return 1;
 }
 
 SEC("cgroup_skb/ingress")
-int dw_skb_ingress(struct __sk_buff *skb) {
+int dw_skb_ingress(struct __sk_buff* skb) {
   inspect_dns(skb, 0);
   return 1;
 }
