@@ -14,7 +14,6 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -99,17 +98,13 @@ std::string SidecarReason(const dogwatch::config::Config& config) {
   // With the host's /proc mounted in (container_proc_root), the host is visible whatever our own
   // namespace: not a sidecar.
   if (config.GetString("container_proc_root") != "/proc") return "";
-  // NSpid lists this process's pid in each PID namespace from the root down: more than one entry
-  // means a nested namespace.
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  for (int i = 0; i < 100 && std::getline(status, line); ++i) {
-    if (line.rfind("NSpid:", 0) != 0) continue;
-    std::istringstream ids(line.substr(6));
-    int count = 0;
-    for (std::string id; ids >> id;) ++count;
-    return count > 1 ? "pid namespace (only the pod's processes are visible)" : "";
-  }
+  // The kernel's threads live in the host's PID namespace, with kthreadd as pid 2: a /proc whose
+  // pid 2 is anything else (or nothing) belongs to a nested namespace that shows only its own
+  // processes. (NSpid cannot tell: a /proc mounted in that namespace lists only its own levels.)
+  std::ifstream comm("/proc/2/comm");
+  std::string name;
+  if (!std::getline(comm, name) || name != "kthreadd")
+    return "pid namespace (only the pod's processes are visible)";
   return "";
 }
 

@@ -35,9 +35,23 @@ void DieWithSupervisor() {
   }
 }
 
+namespace {
+// Never runs: the signals stay blocked and the watcher thread takes them with sigtimedwait.
+void IgnoredHandler(int) {}
+}  // namespace
+
 void ShutdownSignal::BlockTerminationSignals() {
   sigset_t set = TerminationSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // As PID 1 of a container (a pod without shareProcessNamespace, `docker run` without --init) the
+  // kernel drops every signal whose disposition is SIG_DFL, blocked or not, and the agent could
+  // never be stopped with SIGTERM. A handler, even one that never runs, keeps them deliverable.
+  struct sigaction action {};
+  action.sa_handler = IgnoredHandler;
+  sigemptyset(&action.sa_mask);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sigismember(&set, sig) == 1) sigaction(sig, &action, nullptr);
+  }
   // Writes to a closed socket must return EPIPE, not kill the process.
   ::signal(SIGPIPE, SIG_IGN);
 }
