@@ -172,28 +172,34 @@ static __always_inline __u16 local_port(const struct sock* sk) {
   return tp ? bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport) : 0;
 }
 
+/* The socket's local address in the record's layout: IPv4 in the first 4 bytes, a dual-stack
+ * socket talking IPv4 (`family` 4) unmapped. */
+static __always_inline void read_local_addr(const struct sock* sk, __u8 family, __u8* laddr) {
+  __builtin_memset(laddr, 0, 16);
+  if (sk->__sk_common.skc_family == AF_INET) {
+    __u32 l = sk->__sk_common.skc_rcv_saddr;
+    __builtin_memcpy(laddr, &l, 4);
+    return;
+  }
+  copy_v6(laddr, &sk->__sk_common.skc_v6_rcv_saddr);
+  if (family == 4) {
+    if (is_v4_mapped(laddr)) {
+      unmap_v4(laddr);
+    } else {
+      __builtin_memset(laddr, 0, 16); /* unbound dual-stack socket talking IPv4 */
+    }
+  }
+}
+
 /* Fills a new record's addresses, ports, family and protocol. Returns 0 for TCP/UDP over IP. */
 static __always_inline int read_tuple(const struct sock* sk, const struct dw_conn_key* key, __u8 family,
                                       struct dw_conn_stats* s) {
   __u16 protocol = protocol_of(sk);
   if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP) return -1;
   s->protocol = (__u8)protocol;
-  __builtin_memset(s->laddr, 0, 16);
   __builtin_memcpy(s->raddr, key->raddr, 16);
   s->family = family;
-  if (sk->__sk_common.skc_family == AF_INET) {
-    __u32 l = sk->__sk_common.skc_rcv_saddr;
-    __builtin_memcpy(s->laddr, &l, 4);
-  } else {
-    copy_v6(s->laddr, &sk->__sk_common.skc_v6_rcv_saddr);
-    if (family == 4) {
-      if (is_v4_mapped(s->laddr)) {
-        unmap_v4(s->laddr);
-      } else {
-        __builtin_memset(s->laddr, 0, 16); /* unbound dual-stack socket talking IPv4 */
-      }
-    }
-  }
+  read_local_addr(sk, family, s->laddr);
   s->lport = local_port(sk);
   s->rport = key->rport;
   return 0;
@@ -407,11 +413,8 @@ int BPF_PROG(dw_inet_sock_set_state, const struct sock* sk, const int oldstate, 
     struct dw_conn_stats* s = bpf_map_lookup_elem(&conns, &key);
     if (!s) return 0; /* never saw traffic or a handshake: nothing to report */
     if (s->lport == 0) s->lport = local_port(sk);
-    /* The local address is final now (a connect() may have bound it after SYN_SENT). */
-    if (sk->__sk_common.skc_family == AF_INET) {
-      __u32 l = sk->__sk_common.skc_rcv_saddr;
-      __builtin_memcpy(s->laddr, &l, 4);
-    }
+    /* The local address is final now, for either family. */
+    read_local_addr(sk, s->family, s->laddr);
     read_tcp_health(sk, s);
     if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV) {
       int err = sk->sk_err;

@@ -57,6 +57,14 @@ std::shared_ptr<ConnSnapshot> ToSnapshot(const dw_conn_key& key, const dw_conn_s
   return c;
 }
 
+// The per-client DNS key of an answer or a timeout: the question and the querying flow.
+DnsKey MakeDnsKey(const DnsQuestion& question, uint16_t client_port, const uint8_t (&server_addr)[16],
+                  uint8_t family) {
+  DnsKey key{question.name, question.query_type, client_port, {}, family == 6 ? uint8_t{6} : uint8_t{4}};
+  std::memcpy(key.server_addr.data(), server_addr, sizeof(server_addr));
+  return key;
+}
+
 const char* TelemetryName(int index) {
   switch (index) {
     case DW_TEL_CONN_MAP_FULL:
@@ -163,13 +171,8 @@ int NetworkTracer::HandleEvent(const void* data, size_t size) {
       ++counters_["dns_bad_questions"];
       return 0;
     }
-    DnsKey key{question->name,
-               question->query_type,
-               event.client_port,
-               {},
-               event.family == 6 ? uint8_t{6} : uint8_t{4}};
-    std::memcpy(key.server_addr.data(), event.server_addr, 16);
-    state_.AddDns(key, event.rcode, event.latency_ns / 1000, false);
+    state_.AddDns(MakeDnsKey(*question, event.client_port, event.server_addr, event.family), event.rcode,
+                  event.latency_ns / 1000, false);
     ++counters_["dns_responses"];
   } else {
     ++counters_["events_malformed"];
@@ -259,13 +262,8 @@ void NetworkTracer::ExpireDnsQueries() {
       auto question =
           ParseDnsQuestion({pending.question, std::min<size_t>(pending.question_len, DW_DNS_QUESTION_MAX)});
       if (question.ok()) {
-        DnsKey key{question->name,
-                   question->query_type,
-                   next.client_port,
-                   {},
-                   next.family == 6 ? uint8_t{6} : uint8_t{4}};
-        std::memcpy(key.server_addr.data(), next.server_addr, 16);
-        state_.AddDns(key, 0, 0, /*timeout=*/true);
+        state_.AddDns(MakeDnsKey(*question, next.client_port, next.server_addr, next.family), 0, 0,
+                      /*timeout=*/true);
         ++counters_["dns_timeouts"];
       } else {
         ++counters_["dns_bad_questions"];
