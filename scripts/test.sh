@@ -33,10 +33,31 @@ cmake --build build -j"$jobs"
 
 passed=0
 failed=0
+# Names and output tails of every failure, printed again at the very end: CI keeps only the tail
+# of this script's output, and the full ctest logs scroll far above it.
+summary=$logs/failures.txt
+: >"$summary"
+record_ctest_failures() {  # dir
+  local dir=$1 name
+  local failed_list="$dir/Testing/Temporary/LastTestsFailed.log"
+  local last="$dir/Testing/Temporary/LastTest.log"
+  [[ -s $failed_list ]] || return 0
+  while IFS=: read -r _ name; do
+    {
+      echo "---- FAILED ($(basename "$dir")): $name"
+      # The test's own output block in LastTest.log, its last 60 lines.
+      awk -v n="$name" '
+        $0 ~ "^[0-9]+/[0-9]+ Testing: " && substr($0, index($0, "Testing: ") + 9) == n { on = 1; next }
+        on && $0 == "<end of output>" { exit }
+        on' "$last" | tail -n 60
+    } >>"$summary"
+  done <"$failed_list"
+}
 run_ctest() {  # dir, label args...
   local dir=$1; shift
   local log="$logs/ctest-$(basename "$dir").log"
   local rc=0
+  rm -f "$dir/Testing/Temporary/LastTestsFailed.log"  # a previous run's failures are not this one's
   (cd "$dir" && ctest --output-on-failure --timeout 300 "$@") 2>&1 | tee "$log" || rc=$?
   local line
   line=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
@@ -48,7 +69,10 @@ run_ctest() {  # dir, label args...
     failed=$((failed + fail))
   else
     failed=$((failed + 1))
+    echo "---- ctest in $(basename "$dir") printed no summary (see $log)" >>"$summary"
+    tail -n 40 "$log" >>"$summary"
   fi
+  record_ctest_failures "$dir"
   return 0
 }
 
@@ -69,7 +93,10 @@ if [[ "${SKIP_FUZZ:-0}" != 1 ]]; then
   cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
     -DDOGWATCH_BUILD_FUZZERS=ON -DDOGWATCH_BUILD_TESTS=OFF -DDOGWATCH_BUILD_BENCHMARKS=OFF >/dev/null
-  cmake --build build-fuzz -j"$jobs" --target fuzzers
+  # The fuzz build's progress goes to a log: its hundreds of lines would push the test results out
+  # of the tail CI keeps.
+  cmake --build build-fuzz -j"$jobs" --target fuzzers >"$logs/fuzz-build.log" 2>&1 ||
+    { tail -n 60 "$logs/fuzz-build.log"; exit 1; }
   for fuzzer in build-fuzz/fuzz/*; do
     name=$(basename "$fuzzer")
     corpus="$root/tests/fuzz/corpus/$name"
@@ -83,6 +110,7 @@ if [[ "${SKIP_FUZZ:-0}" != 1 ]]; then
     else
       echo "fuzz $name: FAILED (see below)"
       tail -n 40 "$logs/fuzz-$name.log"
+      { echo "---- FAILED (fuzz): $name"; tail -n 40 "$logs/fuzz-$name.log"; } >>"$summary"
       failed=$((failed + 1))
     fi
     rm -rf "$work"
@@ -90,5 +118,10 @@ if [[ "${SKIP_FUZZ:-0}" != 1 ]]; then
 fi
 
 echo
+if [[ -s $summary ]]; then
+  echo "==== failures (full logs in build-logs/)"
+  cat "$summary"
+  echo
+fi
 echo "tests: ${passed} passed, ${failed} failed"
 [[ $failed -eq 0 ]]
