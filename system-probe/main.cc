@@ -175,6 +175,14 @@ int main(int argc, char** argv) {
       return 1;
     }
     options.loader.forced_backend = backend == "auto" ? "" : backend;
+    const std::string tcp_counters = config->GetString("network_config.tcp_counters");
+    if (tcp_counters != "auto" && tcp_counters != "storage" && tcp_counters != "map") {
+      std::fprintf(stderr,
+                   "system-probe: network_config.tcp_counters must be auto, storage or map, not '%s'\n",
+                   tcp_counters.c_str());
+      return 1;
+    }
+    options.loader.tcp_counters = tcp_counters == "auto" ? "" : tcp_counters;
     options.limits.max_closed_per_client =
         static_cast<size_t>(config->GetInt("system_probe_config.max_connection_state_buffered"));
     options.limits.max_dns_per_client =
@@ -189,7 +197,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     tracer = *std::move(started);
-    logger->info("network tracer: backend {} ({} programs attached)", tracer->probe().backend(),
+    logger->info("network tracer: backend {}, TCP counters in {} ({} programs attached)",
+                 tracer->probe().backend(), tracer->probe().tcp_counters(),
                  tracer->probe().attached().size());
     for (const auto& note : tracer->probe().notes()) logger->info("network tracer: {}", note);
   }

@@ -395,6 +395,91 @@ TEST_CASE("TCP over IPv4 and IPv6: exact bytes both ways, PIDs, directions, clos
   CHECK(v6_server.direction == DIRECTION_INCOMING);
 }
 
+size_t ReceiveExactly(int fd, size_t bytes) {
+  std::vector<char> buffer(65536);
+  size_t total = 0;
+  while (total < bytes) {
+    ssize_t n = recv(fd, buffer.data(), std::min(buffer.size(), bytes - total), 0);
+    if (n <= 0) break;
+    total += static_cast<size_t>(n);
+  }
+  return total;
+}
+
+// The counters of an open connection, between its transfers: with TCP counters in socket storage
+// they reach the map only through the scan's iterator, so this is what proves the iterator runs;
+// "map" is the fallback for kernels without sk_storage in tracing programs.
+TEST_CASE("a live TCP connection is exact at every poll, before and after it closes") {
+  const std::string mode = GENERATE(as<std::string>{}, "storage", "map");
+  INFO("network_config.tcp_counters: " << mode);
+  SystemProbeUnderTest probe({{"DD_NETWORK_CONFIG_TCP_COUNTERS", mode}});
+  SysprobeHealthResponse health;
+  REQUIRE(probe.Health(&health).ok());
+  CHECK(health.counters().at("tcp_counters_in_socket_storage") == (mode == "storage" ? 1 : 0));
+  probe.Poll("live");
+
+  int listener = Listen(kV4, SOCK_STREAM);
+  const uint16_t server_port = LocalPort(listener);
+  int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  socklen_t len;
+  auto addr = Address(kV4, server_port, &len);
+  REQUIRE(connect(client, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+  int server = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  REQUIRE(server >= 0);
+  const uint16_t client_port = LocalPort(client);
+  const std::vector<FlowFilter> filters = {{CONNECTION_TYPE_TCP, client_port, server_port},
+                                           {CONNECTION_TYPE_TCP, server_port, client_port}};
+  std::vector<FlowTotals> totals(2);
+  // Polls until the client flow reached `sent`/`received` (summed deltas), or 10 s pass.
+  auto poll_until = [&](uint64_t sent, uint64_t received) {
+    WaitFor(
+        [&] {
+          auto response = probe.Poll("live");
+          for (size_t i = 0; i < filters.size(); ++i) Accumulate(response, filters[i], &totals[i]);
+          return totals[0].sent >= sent && totals[0].received >= received && totals[1].received >= sent &&
+                 totals[1].sent >= received;
+        },
+        10s);
+  };
+
+  REQUIRE(SendAll(client, 100000, 'a'));
+  REQUIRE(ReceiveExactly(server, 100000) == 100000);
+  poll_until(100000, 0);
+  CHECK(totals[0].sent == 100000);
+  CHECK(totals[0].received == 0);
+  CHECK(totals[1].received == 100000);
+  CHECK(totals[0].closed == 0);
+  CHECK(totals[0].pid == getpid());
+  CHECK(totals[1].pid == getpid());
+
+  REQUIRE(SendAll(server, 54321, 'b'));
+  REQUIRE(ReceiveExactly(client, 54321) == 54321);
+  poll_until(100000, 54321);
+  CHECK(totals[0].sent == 100000);
+  CHECK(totals[0].received == 54321);
+  CHECK(totals[1].sent == 54321);
+  CHECK(totals[0].closed == 0);
+
+  // The last bytes right before the close come with the close itself.
+  REQUIRE(SendAll(client, 777, 'c'));
+  REQUIRE(ReceiveExactly(server, 777) == 777);
+  close(client);
+  close(server);
+  close(listener);
+  auto rest = PollUntilClosed(probe, "live", filters);
+  for (size_t i = 0; i < 2; ++i) {
+    totals[i].sent += rest[i].sent;
+    totals[i].received += rest[i].received;
+    totals[i].closed += rest[i].closed;
+  }
+  CHECK(totals[0].sent == 100777);
+  CHECK(totals[0].received == 54321);
+  CHECK(totals[1].sent == 54321);
+  CHECK(totals[1].received == 100777);
+  CHECK(totals[0].closed == 1);
+  CHECK(totals[1].closed == 1);
+}
+
 // 10 requests of 1000 bytes, 10 replies of 321, from a connected or an unconnected client.
 void UdpExchange(const Endpoint& e, bool connected) {
   SystemProbeUnderTest probe;

@@ -291,14 +291,16 @@ std::vector<Option> AllOptions() {
            "off in sidecar mode (eks_fargate)."),
 
       // --- containers and the tagger
-      Bool("container_tagger.enabled", true, "Tag metrics and traces from containers with the runtime's metadata."),
+      Bool("container_tagger.enabled", true,
+           "Tag metrics and traces from containers with the runtime's metadata."),
       Str("container_runtime_socket", "",
           "Docker-compatible API socket (docker or podman); empty: /var/run/docker.sock, then "
           "/run/podman/podman.sock.",
           {"DOCKER_HOST"}),
       Map("container_labels_as_tags", "Container labels sent as tags: label → tag name.",
           {"DD_CONTAINER_LABELS_AS_TAGS", "DD_DOCKER_LABELS_AS_TAGS"}),
-      Str("container_proc_root", "/proc", "The host's /proc (/host/proc when the agent runs in a container)."),
+      Str("container_proc_root", "/proc",
+          "The host's /proc (/host/proc when the agent runs in a container)."),
       Str("container_cgroup_root", "/sys/fs/cgroup",
           "The host's cgroup root (/host/sys/fs/cgroup when the agent runs in a container)."),
 
@@ -341,15 +343,22 @@ std::vector<Option> AllOptions() {
       Str("network_config.tracer_backend", "auto",
           "auto (try each, best first), tracepoint (tp_btf + cgroup hooks) or fexit: which eBPF program set "
           "counts socket I/O."),
+      Str("network_config.tcp_counters", "auto",
+          "auto (socket storage when the kernel allows it), storage or map: where a live TCP connection's "
+          "byte counters are kept. storage costs each send and receive a pointer off the socket and one "
+          "atomic add, folded into the connection map at each poll; map looks the connection up on every "
+          "call (the only way before kernel 5.11)."),
       Int("system_probe_config.max_tracked_connections", 65536, 1024, 4194304,
           "Connections the kernel map tracks at once; new ones beyond it are counted and not tracked."),
       Int("system_probe_config.max_connection_state_buffered", 75000, 100, 10000000,
           "Closed connections buffered per GetConnections client between its calls."),
-      Bool("system_probe_config.collect_dns_stats", true, "DNS latency and response codes per domain (UDP/53).",
+      Bool("system_probe_config.collect_dns_stats", true,
+           "DNS latency and response codes per domain (UDP/53).",
            {"DD_SYSTEM_PROBE_NETWORK_COLLECT_DNS_STATS"}),
       Int("system_probe_config.max_dns_stats", 20000, 100, 1000000,
           "Distinct (domain, query type) DNS entries kept per client between its calls."),
-      Int("system_probe_config.dns_timeout_in_s", 15, 1, 600, "A DNS query unanswered this long is a timeout."),
+      Int("system_probe_config.dns_timeout_in_s", 15, 1, 600,
+          "A DNS query unanswered this long is a timeout."),
       Int("system_probe_config.udp_conn_timeout_in_s", 120, 5, 3600,
           "An unconnected UDP flow idle this long is reported closed."),
       Str("system_probe_config.btf_path", "", "Kernel BTF; empty: /sys/kernel/btf/vmlinux."),

@@ -36,6 +36,12 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set by user space before load. */
 const volatile __u32 ephemeral_port_min = 32768;
 const volatile __u8 collect_dns = 1;
+/* 1: a TCP socket's byte counters live in its own socket storage (tcp_io below), folded into
+ * `conns` by the dw_sync_tcp_io iterator at each user-space scan and at close. Every send and
+ * receive then costs a pointer off the socket and one atomic add instead of a cookie, a 40-byte
+ * key and a hash lookup. 0 (kernels without sk_storage in tracing programs, before 5.11): the
+ * counters go straight into `conns`, as for UDP. */
+const volatile __u8 tcp_io_in_sk_storage = 1;
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -101,6 +107,24 @@ struct {
   __type(key, __u32);
   __type(value, struct dw_dns_pending);
 } dns_scratch SEC(".maps");
+
+/* A TCP socket's I/O counters, in the socket itself: no lookup on the I/O path. */
+struct dw_sock_io {
+  struct dw_conn_key key; /* the `conns` record they belong to */
+  __u64 bytes_sent;
+  __u64 bytes_received;
+  __u32 pid; /* the last process that did I/O on it */
+  __u32 pad0;
+  char comm[DW_COMM_LEN];
+};
+/* Bounded by the sockets themselves: one value per TCP socket that has a `conns` record, freed with
+ * the socket (or at its close). Charged to system-probe's memory cgroup. */
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, struct dw_sock_io);
+} tcp_io SEC(".maps");
 
 static __always_inline void count(__u32 which) {
   __u64* value = bpf_map_lookup_elem(&telemetry, &which);
@@ -269,10 +293,71 @@ static __always_inline struct dw_conn_stats* upsert(const struct sock* sk, __u64
   return s ? s : create(sk, key, family, direction, set_pid);
 }
 
+/* The first send or receive on a TCP socket: its `conns` record (created here if no handshake was
+ * seen) and its counters in socket storage, starting from what the record already holds. NULL when
+ * the record cannot be created (map full, counted) or the storage cannot (counted). */
+static __always_inline struct dw_sock_io* start_tcp_io(const struct sock* sk) {
+  struct dw_conn_key key;
+  struct dw_conn_stats* s = upsert(sk, bpf_get_socket_cookie((void*)sk), &key, 0xff, 1);
+  if (!s) return 0;
+  struct dw_sock_io init = {};
+  __builtin_memcpy(&init.key, &key, sizeof(key));
+  init.bytes_sent = s->bytes_sent;
+  init.bytes_received = s->bytes_received;
+  init.pid = bpf_get_current_pid_tgid() >> 32;
+  bpf_get_current_comm(init.comm, sizeof(init.comm));
+  /* The initial value is used only when this call creates the storage: a racing first I/O on
+   * another CPU gets the same storage. */
+  struct dw_sock_io* io = bpf_sk_storage_get(&tcp_io, (void*)sk, &init, BPF_SK_STORAGE_GET_F_CREATE);
+  if (!io) count(DW_TEL_SOCK_STORAGE_FAILED);
+  return io;
+}
+
+/* TCP I/O with the counters in socket storage: the hot path of a busy connection. */
+static __always_inline void account_tcp_io(const struct sock* sk, int bytes, int sending) {
+  struct dw_sock_io* io = bpf_sk_storage_get(&tcp_io, (void*)sk, 0, 0);
+  if (!io) io = start_tcp_io(sk);
+  if (!io) return;
+  if (sending) {
+    __sync_fetch_and_add(&io->bytes_sent, bytes);
+  } else {
+    __sync_fetch_and_add(&io->bytes_received, bytes);
+  }
+  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  if (io->pid != tgid) {
+    io->pid = tgid;
+    bpf_get_current_comm(io->comm, sizeof(io->comm));
+  }
+}
+
+/* Folds a TCP socket's storage into its record, with the tcp_sock's own health figures: at each
+ * user-space scan (dw_sync_tcp_io) and at close. Totals are copied, not added, so folding twice is
+ * harmless. */
+static __always_inline void fold_tcp_io(const struct sock* sk, const struct dw_sock_io* io,
+                                        struct dw_conn_stats* s) {
+  __u64 sent = io->bytes_sent, received = io->bytes_received;
+  if (s->bytes_sent != sent || s->bytes_received != received) {
+    s->bytes_sent = sent;
+    s->bytes_received = received;
+    s->last_update_ns = bpf_ktime_get_ns();
+  }
+  __u32 pid = io->pid;
+  if (pid != 0 && s->pid != pid) {
+    s->pid = pid;
+    __builtin_memcpy(s->comm, io->comm, sizeof(s->comm));
+  }
+  if (s->lport == 0) s->lport = local_port(sk); /* connect() had not picked it yet at SYN_SENT */
+  read_tcp_health(sk, s);
+}
+
 /* One completed send or receive of `bytes` on `sk`, in the context of the process doing it. */
 static __always_inline void account_io(const struct sock* sk, int bytes, int sending) {
   if (bytes <= 0 || !sk) return;
   __u16 protocol = protocol_of(sk);
+  if (protocol == IPPROTO_TCP && tcp_io_in_sk_storage) {
+    account_tcp_io(sk, bytes, sending);
+    return;
+  }
   if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP) return;
   __u64 cookie = bpf_get_socket_cookie((void*)sk);
   struct dw_conn_key key;
@@ -416,6 +501,14 @@ int BPF_PROG(dw_inet_sock_set_state, const struct sock* sk, const int oldstate, 
     /* The local address is final now, for either family. */
     read_local_addr(sk, s->family, s->laddr);
     read_tcp_health(sk, s);
+    if (tcp_io_in_sk_storage) {
+      struct dw_sock_io* io = bpf_sk_storage_get(&tcp_io, (void*)sk, 0, 0);
+      if (io) {
+        fold_tcp_io(sk, io, s);
+        /* A socket connected again after this close starts a new record from zero. */
+        bpf_sk_storage_delete(&tcp_io, (void*)sk);
+      }
+    }
     if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV) {
       int err = sk->sk_err;
       s->failure_errno = err > 0 ? err : 110 /* ETIMEDOUT: gave up without an error */;
@@ -438,6 +531,22 @@ int BPF_PROG(dw_tcp_retransmit_skb, const struct sock* sk, const struct sk_buff*
     __u32 total = tp->total_retrans + 1;
     if (total > s->retransmits) s->retransmits = total;
   }
+  return 0;
+}
+
+/* ---- The scan's iterator: every TCP socket's storage folded into its record. ---- */
+
+/* Run by user space (a read of the iterator's fd) right before it reads `conns`, so live TCP
+ * connections are exact at each scan although the I/O path never touches the map. */
+SEC("iter/bpf_sk_storage_map")
+int dw_sync_tcp_io(struct bpf_iter__bpf_sk_storage_map* ctx) {
+  struct sock* sk = ctx->sk;
+  struct dw_sock_io* io = ctx->value;
+  if (!sk || !io) return 0;
+  struct dw_conn_key key;
+  __builtin_memcpy(&key, &io->key, sizeof(key));
+  struct dw_conn_stats* s = bpf_map_lookup_elem(&conns, &key);
+  if (s) fold_tcp_io(sk, io, s);
   return 0;
 }
 

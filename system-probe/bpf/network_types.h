@@ -40,7 +40,7 @@ struct dw_conn_stats {
   __u8 raddr[16];
   __u16 lport; /* host order */
   __u16 rport;
-  __u8 family; /* 4 or 6 */
+  __u8 family;   /* 4 or 6 */
   __u8 protocol; /* IPPROTO_TCP or IPPROTO_UDP */
   __u8 direction;
   __u8 flags;
@@ -60,9 +60,9 @@ struct dw_conn_stats {
 };
 
 enum dw_event_kind {
-  DW_EVENT_CONN_CLOSED = 1, /* dw_conn_event: a connection's final record */
+  DW_EVENT_CONN_CLOSED = 1,   /* dw_conn_event: a connection's final record */
   DW_EVENT_SOCK_RELEASED = 2, /* dw_conn_event, key only: a UDP socket went away */
-  DW_EVENT_DNS = 3,          /* dw_dns_event */
+  DW_EVENT_DNS = 3,           /* dw_dns_event */
 };
 
 struct dw_conn_event {
@@ -105,15 +105,16 @@ struct dw_dns_event {
 
 /* Per-CPU counters: everything the programs drop or shed. */
 enum dw_telemetry {
-  DW_TEL_CONN_MAP_FULL = 0,     /* a new connection found max_tracked_connections reached */
-  DW_TEL_RINGBUF_FULL,          /* a close was left for user space to finalize */
-  DW_TEL_DNS_RINGBUF_FULL,      /* a DNS response could not be reported */
-  DW_TEL_DNS_PENDING_FULL,      /* a DNS query could not be remembered */
-  DW_TEL_DNS_UNMATCHED,         /* a DNS response without its query */
-  DW_TEL_DNS_TRUNCATED,         /* a question longer than DW_DNS_QUESTION_MAX */
-  DW_TEL_UDP_PEER_UNKNOWN,      /* unconnected UDP I/O whose peer was not seen */
+  DW_TEL_CONN_MAP_FULL = 0, /* a new connection found max_tracked_connections reached */
+  DW_TEL_RINGBUF_FULL,      /* a close was left for user space to finalize */
+  DW_TEL_DNS_RINGBUF_FULL,  /* a DNS response could not be reported */
+  DW_TEL_DNS_PENDING_FULL,  /* a DNS query could not be remembered */
+  DW_TEL_DNS_UNMATCHED,     /* a DNS response without its query */
+  DW_TEL_DNS_TRUNCATED,     /* a question longer than DW_DNS_QUESTION_MAX */
+  DW_TEL_UDP_PEER_UNKNOWN,  /* unconnected UDP I/O whose peer was not seen */
   DW_TEL_CONNS_OPENED,
   DW_TEL_CONNS_CLOSED,
+  DW_TEL_SOCK_STORAGE_FAILED, /* a TCP socket's counter storage could not be created */
   DW_TEL_COUNT,
 };
 

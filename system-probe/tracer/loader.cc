@@ -182,8 +182,21 @@ absl::StatusOr<std::unique_ptr<NetworkProbe>> NetworkProbe::Load(const LoaderOpt
   std::vector<Backend> order = {Backend::kTracepoint, Backend::kFexit};
   if (options.forced_backend == "tracepoint") order = {Backend::kTracepoint};
   if (options.forced_backend == "fexit") order = {Backend::kFexit};
-  absl::Status last_error = absl::InternalError("no backend tried");
+  // Each backend first with TCP counters in socket storage, then (a kernel that refuses the
+  // storage or its iterator in tracing programs) with them in the connection map.
+  struct Attempt {
+    Backend backend;
+    bool tcp_storage;
+  };
+  std::vector<Attempt> attempts;
   for (Backend backend : order) {
+    if (options.tcp_counters != "map") attempts.push_back({backend, true});
+    if (options.tcp_counters != "storage") attempts.push_back({backend, false});
+  }
+  absl::Status last_error = absl::InternalError("no backend tried");
+  for (const auto& [backend, tcp_storage] : attempts) {
+    const std::string attempt_name =
+        absl::StrCat(BackendName(backend), tcp_storage ? " (TCP counters in socket storage)" : "");
     libbpf_log.clear();
     network_bpf* skel = network_bpf::open();
     if (skel == nullptr) {
@@ -197,6 +210,8 @@ absl::StatusOr<std::unique_ptr<NetworkProbe>> NetworkProbe::Load(const LoaderOpt
       uint32_t low = 0, high = 0;
       if (range >> low >> high && low > 0) skel->rodata->ephemeral_port_min = low;
     }
+    skel->rodata->tcp_io_in_sk_storage = tcp_storage ? 1 : 0;
+    bpf_program__set_autoload(skel->progs.dw_sync_tcp_io, tcp_storage);
     bpf_map__set_max_entries(skel->maps.conns, options.max_tracked_connections);
     bpf_map__set_max_entries(skel->maps.events, options.ring_buffer_bytes);
     auto attachments = Attachments(skel);
@@ -212,8 +227,7 @@ absl::StatusOr<std::unique_ptr<NetworkProbe>> NetworkProbe::Load(const LoaderOpt
     int err = network_bpf::load(skel);
     if (err != 0) {
       last_error = ExplainLoadFailure(err, libbpf_log);
-      probe->notes_.push_back(
-          absl::StrCat("backend ", BackendName(backend), " rejected: ", last_error.message()));
+      probe->notes_.push_back(absl::StrCat("backend ", attempt_name, " rejected: ", last_error.message()));
       // Keep trying: fexit is refused with EPERM on locked-down kernels even for root, so one
       // backend's permission error does not speak for the next.
       network_bpf::destroy(skel);
@@ -233,14 +247,33 @@ absl::StatusOr<std::unique_ptr<NetworkProbe>> NetworkProbe::Load(const LoaderOpt
       *a.link = link;
       attached.push_back(a.name);
     }
+    if (attach_error.ok() && tcp_storage) {
+      // An iterator is attached to the map it walks; it runs when its fd is read (each scan).
+      union bpf_iter_link_info link_info;
+      std::memset(&link_info, 0, sizeof(link_info));
+      link_info.map.map_fd = static_cast<uint32_t>(bpf_map__fd(skel->maps.tcp_io));
+      DECLARE_LIBBPF_OPTS(bpf_iter_attach_opts, iter_options);
+      iter_options.link_info = &link_info;
+      iter_options.link_info_len = sizeof(link_info);
+      bpf_link* link = bpf_program__attach_iter(skel->progs.dw_sync_tcp_io, &iter_options);
+      if (link == nullptr) {
+        attach_error = absl::InternalError(
+            absl::StrCat("attaching iter/bpf_sk_storage_map failed: ", std::strerror(errno),
+                         "; libbpf: ", LastLines(libbpf_log, 3)));
+      } else {
+        skel->links.dw_sync_tcp_io = link;  // destroyed with the skeleton
+        attached.push_back("iter/bpf_sk_storage_map");
+      }
+    }
     if (!attach_error.ok()) {
       last_error = attach_error;
-      probe->notes_.push_back(
-          absl::StrCat("backend ", BackendName(backend), " rejected: ", attach_error.message()));
+      probe->notes_.push_back(absl::StrCat("backend ", attempt_name, " rejected: ", attach_error.message()));
       network_bpf::destroy(skel);
       continue;
     }
     probe->skel_ = skel;
+    probe->sync_link_ = tcp_storage ? skel->links.dw_sync_tcp_io : nullptr;
+    probe->tcp_counters_ = tcp_storage ? "socket storage" : "connection map";
     probe->backend_ = BackendName(backend);
     probe->attached_ = std::move(attached);
     return probe;
@@ -252,6 +285,29 @@ absl::StatusOr<std::unique_ptr<NetworkProbe>> NetworkProbe::Load(const LoaderOpt
 NetworkProbe::~NetworkProbe() {
   if (skel_ != nullptr) network_bpf::destroy(skel_);
   if (cgroup_fd_ >= 0) close(cgroup_fd_);
+}
+
+absl::Status NetworkProbe::SyncTcpCounters() {
+  if (sync_link_ == nullptr) return absl::OkStatus();
+  int fd = bpf_iter_create(bpf_link__fd(sync_link_));
+  if (fd < 0)
+    return absl::InternalError(absl::StrCat("creating the TCP counter iterator: ", std::strerror(errno)));
+  // The program prints nothing: one read walks every socket's storage and returns 0 at the end.
+  // EAGAIN is the kernel's "walk interrupted, read again"; bounded so a pathological map cannot
+  // hold the scan forever.
+  char buffer[64];
+  absl::Status result = absl::OkStatus();
+  for (int attempt = 0; attempt < 1024; ++attempt) {
+    ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n == 0) break;
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) {
+      result = absl::InternalError(absl::StrCat("running the TCP counter iterator: ", std::strerror(errno)));
+      break;
+    }
+  }
+  close(fd);
+  return result;
 }
 
 int NetworkProbe::conns_fd() const { return bpf_map__fd(skel_->maps.conns); }

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 
 struct network_bpf;
+struct bpf_link;
 
 namespace dogwatch::sysprobe {
 
@@ -21,6 +22,8 @@ struct LoaderOptions {
   std::string btf_path;        // empty: the running kernel's /sys/kernel/btf/vmlinux
   std::string cgroup2_path;    // empty: found in /proc/self/mountinfo
   std::string forced_backend;  // "", "tracepoint" or "fexit" (tests and operators)
+  std::string tcp_counters;    // "", "storage" or "map": where live TCP byte counts are kept
+                               // ("" = storage when the kernel allows it; tests force one)
 };
 
 class NetworkProbe {
@@ -35,6 +38,13 @@ class NetworkProbe {
   // Why the backends tried before the chosen one were rejected.
   const std::vector<std::string>& notes() const { return notes_; }
 
+  // Where live TCP connections' byte counters are kept: "socket storage" (folded into conns by an
+  // iterator at each scan) or "connection map" (kernels without sk_storage in tracing programs).
+  const std::string& tcp_counters() const { return tcp_counters_; }
+  // Folds every TCP socket's storage into conns (runs the dw_sync_tcp_io iterator); a no-op when
+  // the counters are in the map already. Call right before reading conns.
+  absl::Status SyncTcpCounters();
+
   int conns_fd() const;
   int dns_pending_fd() const;
   int telemetry_fd() const;
@@ -47,6 +57,8 @@ class NetworkProbe {
   network_bpf* skel_ = nullptr;
   int cgroup_fd_ = -1;
   std::string backend_;
+  std::string tcp_counters_;
+  bpf_link* sync_link_ = nullptr;  // the dw_sync_tcp_io iterator, when tcp_counters_ is storage
   std::vector<std::string> attached_;
   std::vector<std::string> notes_;
 };

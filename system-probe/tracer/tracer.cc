@@ -85,6 +85,8 @@ const char* TelemetryName(int index) {
       return "kernel_conns_opened";
     case DW_TEL_CONNS_CLOSED:
       return "kernel_conns_closed";
+    case DW_TEL_SOCK_STORAGE_FAILED:
+      return "kernel_tcp_storage_failed";
     default:
       return "kernel_unknown";
   }
@@ -181,6 +183,15 @@ int NetworkTracer::HandleEvent(const void* data, size_t size) {
 }
 
 std::vector<std::shared_ptr<const ConnSnapshot>> NetworkTracer::ScanConnections(bool finalize) {
+  // Live TCP connections count their bytes in socket storage: fold it into the map first.
+  if (absl::Status synced = probe_->SyncTcpCounters(); !synced.ok()) {
+    ++counters_["tcp_sync_errors"];
+    uint64_t suppressed = 0;
+    if (sync_errors_log_.Allow(&suppressed))
+      log::Get("system-probe")
+          ->warn("folding TCP counters into the connection map: {} ({} more suppressed)", synced.message(),
+                 suppressed);
+  }
   const int fd = probe_->conns_fd();
   const absl::Time now = absl::Now();
   const uint64_t now_mono = MonotonicNs();
@@ -319,6 +330,7 @@ std::map<std::string, int64_t> NetworkTracer::Counters() {
   out["closed_buffer_dropped"] = static_cast<int64_t>(stats.closed_dropped);
   out["dns_stats_dropped"] = static_cast<int64_t>(stats.dns_dropped);
   out["max_tracked_connections"] = options_.loader.max_tracked_connections;
+  out["tcp_counters_in_socket_storage"] = probe_->tcp_counters() == "socket storage" ? 1 : 0;
   return out;
 }
 

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/log/log.h"
 #include "system-probe/tracer/connection_state.h"
 #include "system-probe/tracer/loader.h"
 
@@ -69,6 +70,7 @@ class NetworkTracer {
   ConnectionState state_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<uint64_t> released_cookies_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> counters_ ABSL_GUARDED_BY(mu_);
+  log::RateLimiter sync_errors_log_ ABSL_GUARDED_BY(mu_){std::chrono::seconds(60)};
 };
 
 }  // namespace dogwatch::sysprobe
