@@ -723,6 +723,11 @@ static __always_inline void inspect_dns(struct __sk_buff* skb, int egress) {
   /* Most packets belong to TCP sockets: rule them out from the socket before reading headers. */
   struct bpf_sock* owner = skb->sk;
   if (owner) {
+    /* First without a helper call: a socket whose peer is a port other than 53 (every TCP
+     * connection, every UDP socket connected elsewhere) carries no DNS this hook inspects, either
+     * way. Unconnected and listening sockets (port 0) go on to the protocol check. */
+    __u16 peer_port = bpf_ntohs((__u16)owner->dst_port);
+    if (peer_port != 0 && peer_port != DNS_PORT) return;
     owner = bpf_sk_fullsock(owner);
     if (owner && owner->protocol != IPPROTO_UDP) return;
   }

@@ -21,6 +21,8 @@
 # Usage: tests/bench/sysprobe_bench.sh [ROUNDS=5] [IPERF_SECONDS=5] [PINGPONG_SECONDS=5]
 #   env: FLOWS=70000  MAX_TRACKED=65536  PINGPONG_SIZE=64  PINGPONG_CPU=<last CPU> (-1: unpinned)
 #        RESULTS=file.tsv (keep every row)
+#        COLLECT_DNS=true|false (system_probe_config.collect_dns_stats: false leaves the per-packet
+#        DNS hooks out), TCP_COUNTERS=auto|storage|map (network_config.tcp_counters)
 # Needs: root, build/bin/system-probe and build/bench/pingpong, iperf3, bpftool, python3.
 # Run it under `flock /tmp/dogwatch-build.lock` on a shared machine. Defaults take ~3 minutes.
 set -euo pipefail
@@ -33,6 +35,8 @@ flows=${FLOWS:-70000}
 max_tracked=${MAX_TRACKED:-65536}
 pingpong_size=${PINGPONG_SIZE:-64}
 pingpong_cpu=${PINGPONG_CPU:-$(($(nproc) - 1))}
+collect_dns=${COLLECT_DNS:-true}
+tcp_counters=${TCP_COUNTERS:-auto}
 
 fail() {
   echo "sysprobe_bench: $*" >&2
@@ -44,7 +48,7 @@ fail() {
 for tool in iperf3 bpftool python3 sysctl; do
   command -v "$tool" >/dev/null || fail "$tool not found (scripts/deps.d/system-probe.txt)"
 done
-[[ $rounds =~ ^[0-9]+$ && $rounds -ge 1 && $rounds -le 10 ]] || fail "ROUNDS: 1..10"
+[[ $rounds =~ ^[0-9]+$ && $rounds -ge 1 && $rounds -le 40 ]] || fail "ROUNDS: 1..40"
 [[ $iperf_seconds =~ ^[0-9]+$ && $iperf_seconds -ge 1 && $iperf_seconds -le 60 ]] || fail "IPERF_SECONDS: 1..60"
 [[ $pingpong_seconds =~ ^[0-9]+$ && $pingpong_seconds -ge 1 && $pingpong_seconds -le 60 ]] ||
   fail "PINGPONG_SECONDS: 1..60"
@@ -82,8 +86,10 @@ system_probe_config:
   enabled: true
   sysprobe_socket: $dir/sysprobe.sock
   max_tracked_connections: $max_tracked
+  collect_dns_stats: $collect_dns
 network_config:
   enabled: true
+  tcp_counters: $tcp_counters
 YAML
 }
 write_config
