@@ -9,6 +9,9 @@ namespace dogwatch::sysprobe {
 namespace {
 constexpr size_t kMaxLabel = 63;
 constexpr size_t kMaxName = 253;
+// The two top bits of a length byte mark a pointer or a reserved type: a plain label is at most 63.
+constexpr uint8_t kLabelTypeBits = 0xc0;
+static_assert((kMaxLabel & kLabelTypeBits) == 0 && ((kMaxLabel + 1) & 0x3f) == 0);
 }  // namespace
 
 absl::StatusOr<DnsQuestion> ParseDnsQuestion(absl::Span<const uint8_t> bytes) {
@@ -24,8 +27,8 @@ absl::StatusOr<DnsQuestion> ParseDnsQuestion(absl::Span<const uint8_t> bytes) {
       ++offset;
       break;
     }
-    // Lengths over 63 (kMaxLabel) always have one of the two top bits set.
-    if ((length & 0xc0) != 0) {
+    // Lengths over kMaxLabel always have one of the two top bits set.
+    if ((length & kLabelTypeBits) != 0) {
       return absl::InvalidArgumentError(absl::StrCat("dns question: label at offset ", offset,
                                                      " is a compression pointer or reserved type"));
     }
