@@ -625,8 +625,9 @@ TEST_CASE("real podman container: discovery, stats, metadata, tags, events", "[p
 
   const std::string name = RandomName();
   ContainerGuard guard{name};
-  auto run = Podman({"run", "-d", "--name", name, "--label", "team=core", "--cpus", "0.5", "--memory", "64m",
-                     kImage, "sh", "-c", "while :; do :; done"});
+  auto run = dogwatch::testing::PodmanRun({"-d", "--name", name, "--label", "team=core", "--cpus", "0.5",
+                                           "--memory", "64m", kImage, "sh", "-c", "while :; do :; done"},
+                                          name);
   INFO("podman run: " << run.out << run.err);
   REQUIRE(run.exit_code == 0);
   const std::string id = Trim(run.out).substr(Trim(run.out).size() >= 64 ? Trim(run.out).size() - 64 : 0);

@@ -30,6 +30,7 @@ using dogwatch::testing::CommandResult;
 using dogwatch::testing::FreePort;
 using dogwatch::testing::HttpGet;
 using dogwatch::testing::HttpPost;
+using dogwatch::testing::PodmanRun;
 using dogwatch::testing::Process;
 using dogwatch::testing::RunCommand;
 using dogwatch::testing::TempDir;
@@ -701,10 +702,13 @@ TEST_CASE("the tagger: a real podman container's DogStatsD (origin from SO_PASSC
     std::string name;
     ~Cleanup() { RunCommand({"/usr/bin/podman", "rm", "-f", "-t", "0", name}); }
   } cleanup{name};
-  const std::string id = std::string(dogwatch::strings::Strip(
-      RunOrFail({"/usr/bin/podman", "run", "-d", "--name", name, "--label", "team=core", "-v",
-                 setup.dir.path() + ":/dsd", "-v", BinDir() + ":/dw:ro", "localhost/dogwatch-test-busybox:1",
-                 "sleep", "300"})));
+  CommandResult run =
+      PodmanRun({"-d", "--name", name, "--label", "team=core", "-v", setup.dir.path() + ":/dsd", "-v",
+                 BinDir() + ":/dw:ro", "localhost/dogwatch-test-busybox:1", "sleep", "300"},
+                name);
+  INFO("podman run: " << run.out << run.err);
+  REQUIRE(run.exit_code == 0);
+  const std::string id = std::string(dogwatch::strings::Strip(run.out));
   REQUIRE(id.size() == 64);
   // The tagger follows the runtime's events: the new container is known within a moment.
   auto status_has_container = [&] {

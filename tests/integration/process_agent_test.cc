@@ -36,6 +36,7 @@ using dogwatch::testing::CommandResult;
 using dogwatch::testing::FreePort;
 using dogwatch::testing::HttpGet;
 using dogwatch::testing::HttpPost;
+using dogwatch::testing::PodmanRun;
 using dogwatch::testing::Process;
 using dogwatch::testing::RunCommand;
 using dogwatch::testing::TempDir;
@@ -443,8 +444,9 @@ TEST_CASE("process-agent: a real podman container in CollectorContainer and its 
 
   const std::string name = "dw-pa-" + std::to_string(std::random_device{}() % 1000000000);
   ContainerGuard guard{name};
-  CommandResult run = Podman({"run", "-d", "--name", name, "--label", "team=core", "--cpus", "0.5",
-                              "--memory", "64m", kImage, "sh", "-c", "while :; do :; done"});
+  CommandResult run = PodmanRun({"-d", "--name", name, "--label", "team=core", "--cpus", "0.5", "--memory",
+                                 "64m", kImage, "sh", "-c", "while :; do :; done"},
+                                name);
   INFO("podman run: " << run.out << run.err);
   REQUIRE(run.exit_code == 0);
   const std::string out = Trim(run.out);

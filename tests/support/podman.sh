@@ -93,12 +93,35 @@ fi
 
 # 4. The Docker-compatible API service.
 alive() { curl -sf --max-time 2 --unix-socket "$socket" http://d/_ping >/dev/null 2>&1; }
+# A service this script started earlier whose working directory has since been deleted (it was a
+# test's build directory) still answers pings, but every conmon it spawns dies with "Failed to get
+# working directory" and compose reports "write child: broken pipe": replace it.
+old_pid=$(cat "$pid_file" 2>/dev/null || true)
+if [[ $old_pid =~ ^[0-9]+$ ]] && [[ $(readlink "/proc/$old_pid/cwd" 2>/dev/null) == *" (deleted)" ]] &&
+  [[ $(tr '\0' ' ' <"/proc/$old_pid/cmdline" 2>/dev/null) == *"system service"* ]]; then
+  echo "podman.sh: the API service (pid $old_pid) runs in a deleted directory: restarting it" >&2
+  kill "$old_pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    kill -0 "$old_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  rm -f "$socket"
+fi
 if ! alive; then
   mkdir -p "$(dirname "$socket")"
   rm -f "$socket"
-  # setsid + nohup: the service outlives this script and the test that ran it; fd 9 (the lock)
-  # is closed for it so it does not hold the setup lock forever.
-  setsid nohup podman system service --time=0 "unix://$socket" >"$log_file" 2>&1 9>&- </dev/null &
+  # setsid + nohup: the service outlives this script and the test that ran it. It starts in / and
+  # with no descriptor but 0-2: the test's working directory (a build directory) and its open
+  # files and pipes (the ctest log, the setup lock on fd 9) must not live on in a daemon, whose
+  # containers' conmon would fail in a working directory deleted later.
+  (
+    cd / || exit 1
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec setsid nohup podman system service --time=0 "unix://$socket" >"$log_file" 2>&1 </dev/null
+  ) &
   echo $! >"$pid_file"
   for _ in $(seq 1 100); do
     alive && break

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -121,6 +122,18 @@ int Process::Wait(std::chrono::milliseconds timeout) {
 
 std::string Process::Stdout() const { return ReadFile(stdout_path_); }
 std::string Process::Stderr() const { return ReadFile(stderr_path_); }
+
+CommandResult PodmanRun(const std::vector<std::string>& args, const std::string& name,
+                        std::chrono::milliseconds timeout) {
+  std::vector<std::string> argv = {"/usr/bin/env", "podman", "run"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  CommandResult result = RunCommand(argv, {}, timeout);
+  if (result.exit_code == 0 || result.err.find("broken pipe") == std::string::npos) return result;
+  std::fprintf(stderr, "podman run %s: transient start failure, retrying once: %s\n", name.c_str(),
+               result.err.c_str());
+  RunCommand({"/usr/bin/env", "podman", "rm", "-f", name}, {}, std::chrono::seconds(30));
+  return RunCommand(argv, {}, timeout);
+}
 
 CommandResult RunCommand(std::vector<std::string> argv, std::map<std::string, std::string> env,
                          std::chrono::milliseconds timeout) {

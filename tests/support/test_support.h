@@ -63,6 +63,14 @@ struct CommandResult {
 CommandResult RunCommand(std::vector<std::string> argv, std::map<std::string, std::string> env = {},
                          std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
+// `podman run ARGS...` for a container named `name` (ARGS must include `--name name`). podman 4.3
+// (Debian 12) sometimes fails a container's start with "write child: broken pipe", a race on
+// conmon's sync pipe that a second start does not hit (containers/conmon#438,
+// testcontainers-java#6640): on that error only, the half-created container is removed and the run
+// tried once more, and the first error is printed to stderr so it stays visible in the test log.
+CommandResult PodmanRun(const std::vector<std::string>& args, const std::string& name,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
 // Polls `condition` every 50 ms until true or timeout.
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
