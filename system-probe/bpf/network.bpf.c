@@ -151,18 +151,30 @@ static __always_inline int is_v4_mapped(const __u8* a) {
          a[7] == 0 && a[8] == 0 && a[9] == 0 && a[10] == 0xff && a[11] == 0xff;
 }
 
-static __always_inline void copy_v6(__u8* out, const struct in6_addr* addr) {
-  __u32 w0 = addr->in6_u.u6_addr32[0], w1 = addr->in6_u.u6_addr32[1];
-  __u32 w2 = addr->in6_u.u6_addr32[2], w3 = addr->in6_u.u6_addr32[3];
+/* An IPv6 address from its four 32-bit words (network order), as the kernel's structs and the
+ * cgroup hooks' contexts hold it: the words are loaded by the caller, one field at a time. */
+static __always_inline void store_v6_words(__u8* out, __u32 w0, __u32 w1, __u32 w2, __u32 w3) {
   __builtin_memcpy(out, &w0, 4);
   __builtin_memcpy(out + 4, &w1, 4);
   __builtin_memcpy(out + 8, &w2, 4);
   __builtin_memcpy(out + 12, &w3, 4);
 }
 
+static __always_inline void copy_v6(__u8* out, const struct in6_addr* addr) {
+  store_v6_words(out, addr->in6_u.u6_addr32[0], addr->in6_u.u6_addr32[1], addr->in6_u.u6_addr32[2],
+                 addr->in6_u.u6_addr32[3]);
+}
+
 static __always_inline void unmap_v4(__u8* addr) {
   __builtin_memcpy(addr, addr + 12, 4);
   __builtin_memset(addr + 4, 0, 12);
+}
+
+/* The family of an IPv6-layout address: 4 (unmapped in place) for ::ffff:a.b.c.d, else 6. */
+static __always_inline __u8 unmap_if_v4(__u8* addr) {
+  if (!is_v4_mapped(addr)) return 6;
+  unmap_v4(addr);
+  return 4;
 }
 
 /* The map key of a connected socket: cookie + remote address and port. Returns the family (4 or
@@ -179,11 +191,7 @@ static __always_inline __u8 connected_key(const struct sock* sk, __u64 cookie, s
   }
   if (family == AF_INET6) {
     copy_v6(key->raddr, &sk->__sk_common.skc_v6_daddr);
-    if (is_v4_mapped(key->raddr)) {
-      unmap_v4(key->raddr);
-      return 4;
-    }
-    return 6;
+    return unmap_if_v4(key->raddr);
   }
   return 0;
 }
@@ -239,11 +247,12 @@ static __always_inline void read_tcp_health(const struct sock* sk, struct dw_con
   s->packets_received = tp->segs_in;
 }
 
-static __always_inline void set_process(struct dw_conn_stats* s) {
+/* The process doing the I/O, into a record's or a socket storage's pid and comm. */
+static __always_inline void set_process(__u32* pid, char* comm) {
   __u32 tgid = bpf_get_current_pid_tgid() >> 32;
-  if (s->pid == tgid) return; /* same process as last time: its comm is already there */
-  s->pid = tgid;
-  bpf_get_current_comm(s->comm, sizeof(s->comm));
+  if (*pid == tgid) return; /* same process as last time: its comm is already there */
+  *pid = tgid;
+  bpf_get_current_comm(comm, DW_COMM_LEN);
 }
 
 /* Direction of a flow first seen through I/O (no handshake observed: UDP, or TCP older than us). */
@@ -270,7 +279,7 @@ static __always_inline struct dw_conn_stats* create(const struct sock* sk, struc
   fresh->netns = netns_of(sk);
   fresh->pid = 0;
   __builtin_memset(fresh->comm, 0, sizeof(fresh->comm));
-  if (set_pid) set_process(fresh);
+  if (set_pid) set_process(&fresh->pid, fresh->comm);
   fresh->bytes_sent = fresh->bytes_received = 0;
   fresh->packets_sent = fresh->packets_received = 0;
   fresh->retransmits = fresh->rtt_us = fresh->rtt_var_us = 0;
@@ -304,8 +313,7 @@ static __always_inline struct dw_sock_io* start_tcp_io(const struct sock* sk) {
   __builtin_memcpy(&init.key, &key, sizeof(key));
   init.bytes_sent = s->bytes_sent;
   init.bytes_received = s->bytes_received;
-  init.pid = bpf_get_current_pid_tgid() >> 32;
-  bpf_get_current_comm(init.comm, sizeof(init.comm));
+  set_process(&init.pid, init.comm);
   /* The initial value is used only when this call creates the storage: a racing first I/O on
    * another CPU gets the same storage. */
   struct dw_sock_io* io = bpf_sk_storage_get(&tcp_io, (void*)sk, &init, BPF_SK_STORAGE_GET_F_CREATE);
@@ -323,18 +331,12 @@ static __always_inline void account_tcp_io(const struct sock* sk, int bytes, int
   } else {
     __sync_fetch_and_add(&io->bytes_received, bytes);
   }
-  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
-  if (io->pid != tgid) {
-    io->pid = tgid;
-    bpf_get_current_comm(io->comm, sizeof(io->comm));
-  }
+  set_process(&io->pid, io->comm);
 }
 
-/* Folds a TCP socket's storage into its record, with the tcp_sock's own health figures: at each
- * user-space scan (dw_sync_tcp_io) and at close. Totals are copied, not added, so folding twice is
- * harmless. */
-static __always_inline void fold_tcp_io(const struct sock* sk, const struct dw_sock_io* io,
-                                        struct dw_conn_stats* s) {
+/* Folds a TCP socket's storage into its record: at each user-space scan (dw_sync_tcp_io) and at
+ * close. Totals are copied, not added, so folding twice is harmless. */
+static __always_inline void fold_tcp_io(const struct dw_sock_io* io, struct dw_conn_stats* s) {
   __u64 sent = io->bytes_sent, received = io->bytes_received;
   if (s->bytes_sent != sent || s->bytes_received != received) {
     s->bytes_sent = sent;
@@ -346,8 +348,6 @@ static __always_inline void fold_tcp_io(const struct sock* sk, const struct dw_s
     s->pid = pid;
     __builtin_memcpy(s->comm, io->comm, sizeof(s->comm));
   }
-  if (s->lport == 0) s->lport = local_port(sk); /* connect() had not picked it yet at SYN_SENT */
-  read_tcp_health(sk, s);
 }
 
 /* One completed send or receive of `bytes` on `sk`, in the context of the process doing it. */
@@ -388,7 +388,7 @@ static __always_inline void account_io(const struct sock* sk, int bytes, int sen
   }
   if (protocol == IPPROTO_TCP) read_tcp_health(sk, s);
   if (s->lport == 0) s->lport = local_port(sk); /* connect() had not picked it yet at SYN_SENT */
-  set_process(s);
+  set_process(&s->pid, s->comm);
   s->last_update_ns = bpf_ktime_get_ns();
 }
 
@@ -504,7 +504,7 @@ int BPF_PROG(dw_inet_sock_set_state, const struct sock* sk, const int oldstate, 
     if (tcp_io_in_sk_storage) {
       struct dw_sock_io* io = bpf_sk_storage_get(&tcp_io, (void*)sk, 0, 0);
       if (io) {
-        fold_tcp_io(sk, io, s);
+        fold_tcp_io(io, s); /* the local port and tcp_sock figures were read just above */
         /* A socket connected again after this close starts a new record from zero. */
         bpf_sk_storage_delete(&tcp_io, (void*)sk);
       }
@@ -546,7 +546,10 @@ int dw_sync_tcp_io(struct bpf_iter__bpf_sk_storage_map* ctx) {
   struct dw_conn_key key;
   __builtin_memcpy(&key, &io->key, sizeof(key));
   struct dw_conn_stats* s = bpf_map_lookup_elem(&conns, &key);
-  if (s) fold_tcp_io(sk, io, s);
+  if (!s) return 0;
+  fold_tcp_io(io, s);
+  if (s->lport == 0) s->lport = local_port(sk); /* connect() had not picked it yet at SYN_SENT */
+  read_tcp_health(sk, s);
   return 0;
 }
 
@@ -557,17 +560,8 @@ static __always_inline void remember_udp_peer(struct bpf_sock_addr* ctx, int v6)
   struct udp_peer peer = {};
   peer.cookie = bpf_get_socket_cookie(ctx);
   if (v6) {
-    __u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1], a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
-    __builtin_memcpy(peer.addr, &a0, 4);
-    __builtin_memcpy(peer.addr + 4, &a1, 4);
-    __builtin_memcpy(peer.addr + 8, &a2, 4);
-    __builtin_memcpy(peer.addr + 12, &a3, 4);
-    peer.family = 6;
-    if (is_v4_mapped(peer.addr)) {
-      __builtin_memcpy(peer.addr, peer.addr + 12, 4);
-      __builtin_memset(peer.addr + 4, 0, 12);
-      peer.family = 4;
-    }
+    store_v6_words(peer.addr, ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3]);
+    peer.family = unmap_if_v4(peer.addr);
   } else {
     __u32 a = ctx->user_ip4;
     __builtin_memcpy(peer.addr, &a, 4);
@@ -635,15 +629,8 @@ int dw_sock_release(struct bpf_sock* ctx) {
     __u32 a = ctx->dst_ip4;
     __builtin_memcpy(key.raddr, &a, 4);
   } else {
-    __u32 a0 = ctx->dst_ip6[0], a1 = ctx->dst_ip6[1], a2 = ctx->dst_ip6[2], a3 = ctx->dst_ip6[3];
-    __builtin_memcpy(key.raddr, &a0, 4);
-    __builtin_memcpy(key.raddr + 4, &a1, 4);
-    __builtin_memcpy(key.raddr + 8, &a2, 4);
-    __builtin_memcpy(key.raddr + 12, &a3, 4);
-    if (is_v4_mapped(key.raddr)) {
-      __builtin_memcpy(key.raddr, key.raddr + 12, 4);
-      __builtin_memset(key.raddr + 4, 0, 12);
-    }
+    store_v6_words(key.raddr, ctx->dst_ip6[0], ctx->dst_ip6[1], ctx->dst_ip6[2], ctx->dst_ip6[3]);
+    unmap_if_v4(key.raddr);
   }
   if (key.rport != 0) {
     struct dw_conn_stats* s = bpf_map_lookup_elem(&conns, &key);

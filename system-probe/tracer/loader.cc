@@ -273,7 +273,6 @@ absl::StatusOr<std::unique_ptr<NetworkProbe>> NetworkProbe::Load(const LoaderOpt
     }
     probe->skel_ = skel;
     probe->sync_link_ = tcp_storage ? skel->links.dw_sync_tcp_io : nullptr;
-    probe->tcp_counters_ = tcp_storage ? "socket storage" : "connection map";
     probe->backend_ = BackendName(backend);
     probe->attached_ = std::move(attached);
     return probe;

@@ -38,9 +38,11 @@ class NetworkProbe {
   // Why the backends tried before the chosen one were rejected.
   const std::vector<std::string>& notes() const { return notes_; }
 
-  // Where live TCP connections' byte counters are kept: "socket storage" (folded into conns by an
-  // iterator at each scan) or "connection map" (kernels without sk_storage in tracing programs).
-  const std::string& tcp_counters() const { return tcp_counters_; }
+  // Whether live TCP connections' byte counters are kept in socket storage (folded into conns by
+  // an iterator at each scan) rather than in conns itself (kernels without sk_storage in tracing
+  // programs); tcp_counters() says the same in words.
+  bool tcp_counters_in_storage() const { return sync_link_ != nullptr; }
+  const char* tcp_counters() const { return tcp_counters_in_storage() ? "socket storage" : "connection map"; }
   // Folds every TCP socket's storage into conns (runs the dw_sync_tcp_io iterator); a no-op when
   // the counters are in the map already. Call right before reading conns.
   absl::Status SyncTcpCounters();
@@ -57,8 +59,7 @@ class NetworkProbe {
   network_bpf* skel_ = nullptr;
   int cgroup_fd_ = -1;
   std::string backend_;
-  std::string tcp_counters_;
-  bpf_link* sync_link_ = nullptr;  // the dw_sync_tcp_io iterator, when tcp_counters_ is storage
+  bpf_link* sync_link_ = nullptr;  // the dw_sync_tcp_io iterator, when the counters are in storage
   std::vector<std::string> attached_;
   std::vector<std::string> notes_;
 };

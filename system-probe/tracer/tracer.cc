@@ -330,7 +330,7 @@ std::map<std::string, int64_t> NetworkTracer::Counters() {
   out["closed_buffer_dropped"] = static_cast<int64_t>(stats.closed_dropped);
   out["dns_stats_dropped"] = static_cast<int64_t>(stats.dns_dropped);
   out["max_tracked_connections"] = options_.loader.max_tracked_connections;
-  out["tcp_counters_in_socket_storage"] = probe_->tcp_counters() == "socket storage" ? 1 : 0;
+  out["tcp_counters_in_socket_storage"] = probe_->tcp_counters_in_storage() ? 1 : 0;
   return out;
 }
 
