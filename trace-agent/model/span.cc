@@ -6,68 +6,60 @@ namespace dogwatch::trace {
 
 std::ostream& operator<<(std::ostream& out, const SpanString& s) { return out << s.view(); }
 
-const SpanString* Find(const StringMap& map, std::string_view key) {
-  for (const auto& entry : map) {
-    if (SameKey(entry.first.view(), key)) return &entry.second;
-  }
-  return nullptr;
+namespace {
+
+// The one key scan behind every lookup and update: the entry whose key is `key`, or map.end().
+template <typename Map>
+auto FindEntry(Map& map, std::string_view key) {
+  auto it = map.begin();
+  while (it != map.end() && !SameKey(it->first.view(), key)) ++it;
+  return it;
 }
 
-const double* Find(const NumberMap& map, std::string_view key) {
-  for (const auto& entry : map) {
-    if (SameKey(entry.first.view(), key)) return &entry.second;
-  }
-  return nullptr;
+template <typename Map>
+auto FindValue(Map& map, std::string_view key) {
+  auto it = FindEntry(map, key);
+  return it == map.end() ? nullptr : &it->second;
 }
+
+// Set and SetStaticKey: replaces the value of an existing entry, or appends one whose key is a
+// copy of `key` or, for a key with static storage duration, borrows it.
+template <typename Map, typename Value>
+void Assign(Map& map, std::string_view key, Value value, bool static_key) {
+  if (auto it = FindEntry(map, key); it != map.end()) {
+    it->second = std::move(value);
+    return;
+  }
+  map.emplace_back(static_key ? SpanString::Borrow(key) : SpanString(key), std::move(value));
+}
+
+}  // namespace
+
+const SpanString* Find(const StringMap& map, std::string_view key) { return FindValue(map, key); }
+const double* Find(const NumberMap& map, std::string_view key) { return FindValue(map, key); }
+SpanString* Find(StringMap& map, std::string_view key) { return FindValue(map, key); }
 
 void Set(StringMap& map, std::string_view key, SpanString value) {
-  for (auto& entry : map) {
-    if (SameKey(entry.first.view(), key)) {
-      entry.second = std::move(value);
-      return;
-    }
-  }
-  map.emplace_back(SpanString(key), std::move(value));
-}
-
-void SetStaticKey(StringMap& map, std::string_view static_key, SpanString value) {
-  for (auto& entry : map) {
-    if (SameKey(entry.first.view(), static_key)) {
-      entry.second = std::move(value);
-      return;
-    }
-  }
-  map.emplace_back(SpanString::Borrow(static_key), std::move(value));
-}
-
-void SetStaticKey(NumberMap& map, std::string_view static_key, double value) {
-  for (auto& entry : map) {
-    if (SameKey(entry.first.view(), static_key)) {
-      entry.second = value;
-      return;
-    }
-  }
-  map.emplace_back(SpanString::Borrow(static_key), value);
+  Assign(map, key, std::move(value), /*static_key=*/false);
 }
 
 void Set(NumberMap& map, std::string_view key, double value) {
-  for (auto& entry : map) {
-    if (SameKey(entry.first.view(), key)) {
-      entry.second = value;
-      return;
-    }
-  }
-  map.emplace_back(SpanString(key), value);
+  Assign(map, key, value, /*static_key=*/false);
+}
+
+void SetStaticKey(StringMap& map, std::string_view static_key, SpanString value) {
+  Assign(map, static_key, std::move(value), /*static_key=*/true);
+}
+
+void SetStaticKey(NumberMap& map, std::string_view static_key, double value) {
+  Assign(map, static_key, value, /*static_key=*/true);
 }
 
 bool Erase(StringMap& map, std::string_view key) {
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    if (it->first.view() == key) {
-      map.erase(it);
-      return true;
-    }
-  }
-  return false;
+  auto it = FindEntry(map, key);
+  if (it == map.end()) return false;
+  map.erase(it);
+  return true;
 }
 
 void MakeOwned(StringMap& map) {

@@ -173,6 +173,8 @@ inline bool SameKey(std::string_view a, std::string_view b) noexcept {
 // entry's key is an owned copy of `key`.
 const SpanString* Find(const StringMap& map, std::string_view key);
 const double* Find(const NumberMap& map, std::string_view key);
+// The value, for updating it in place (valid until the map is changed otherwise).
+SpanString* Find(StringMap& map, std::string_view key);
 void Set(StringMap& map, std::string_view key, SpanString value);
 void Set(NumberMap& map, std::string_view key, double value);
 bool Erase(StringMap& map, std::string_view key);

@@ -3,6 +3,7 @@
 // lower-cased, which characters of the path and fragment are percent-encoded. The parser below follows
 // those rules for every URL component the obfuscator touches.
 
+#include <array>
 #include <string>
 #include <string_view>
 
@@ -15,7 +16,9 @@ enum class Mode { kPath, kHost, kUserPassword, kFragment };
 
 constexpr std::string_view kRedacted = "/REDACTED/";
 
-bool IsAlnum(uint8_t c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+constexpr bool IsAlnum(uint8_t c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
 bool IsHex(uint8_t c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 uint8_t HexValue(uint8_t c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -24,7 +27,7 @@ uint8_t HexValue(uint8_t c) {
 }
 
 // RFC 3986 as net/url applies it: which bytes must be percent-encoded in each component.
-bool ShouldEscape(uint8_t c, Mode mode) {
+constexpr bool ShouldEscape(uint8_t c, Mode mode) {
   if (IsAlnum(c)) return false;
   if (mode == Mode::kHost) {
     switch (c) {
@@ -84,6 +87,12 @@ bool ShouldEscape(uint8_t c, Mode mode) {
   return true;
 }
 
+// Whether text[i] ('%') starts a well-formed escape: two hex digits follow.
+bool ValidEscapeAt(std::string_view text, size_t i) {
+  return i + 2 < text.size() && IsHex(static_cast<uint8_t>(text[i + 1])) &&
+         IsHex(static_cast<uint8_t>(text[i + 2]));
+}
+
 // Percent-decoding with net/url's validation. Returns false for a malformed escape (and, in host mode,
 // for escapes of ASCII bytes other than %25 and for characters a host may not contain).
 bool Unescape(std::string_view text, Mode mode, std::string* out) {
@@ -91,10 +100,7 @@ bool Unescape(std::string_view text, Mode mode, std::string* out) {
   for (size_t i = 0; i < text.size();) {
     const auto c = static_cast<uint8_t>(text[i]);
     if (c == '%') {
-      if (i + 2 >= text.size() || !IsHex(static_cast<uint8_t>(text[i + 1])) ||
-          !IsHex(static_cast<uint8_t>(text[i + 2]))) {
-        return false;
-      }
+      if (!ValidEscapeAt(text, i)) return false;
       if (mode == Mode::kHost && HexValue(static_cast<uint8_t>(text[i + 1])) < 8 &&
           text.substr(i, 3) != "%25") {
         return false;
@@ -125,30 +131,36 @@ void Escape(std::string_view text, Mode mode, std::string* out) {
   }
 }
 
+// Whether byte `c` of a component can be printed as is (net/url's validEncoded: the sub-delims, ':',
+// '@', '[', ']' and '%', whose escapes are left alone, plus what the component need not escape).
+constexpr bool ValidEncodedByte(uint8_t c, Mode mode) {
+  switch (c) {
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '+':
+    case ',':
+    case ';':
+    case '=':
+    case ':':
+    case '@':
+    case '[':
+    case ']':
+    case '%':
+      return true;
+    default:
+      return !ShouldEscape(c, mode);
+  }
+}
+
 // Whether `text` can be printed as is (only characters the component allows, escapes left alone).
 bool ValidEncoded(std::string_view text, Mode mode) {
   for (char ch : text) {
-    switch (ch) {
-      case '!':
-      case '$':
-      case '&':
-      case '\'':
-      case '(':
-      case ')':
-      case '*':
-      case '+':
-      case ',':
-      case ';':
-      case '=':
-      case ':':
-      case '@':
-      case '[':
-      case ']':
-      case '%':
-        break;
-      default:
-        if (ShouldEscape(static_cast<uint8_t>(ch), mode)) return false;
-    }
+    if (!ValidEncodedByte(static_cast<uint8_t>(ch), mode)) return false;
   }
   return true;
 }
@@ -365,34 +377,19 @@ void ReplaceAll(std::string& text, std::string_view from, std::string_view to) {
   }
 }
 
-// Bytes a path may hold that net/url prints back as they are (ValidEncoded in kPath mode, '?' and
-// '#' excluded since they end the path). '%' is handled by the caller (it must start a valid escape).
-bool IsVerbatimPathByte(uint8_t c) {
-  if (IsAlnum(c)) return true;
-  switch (c) {
-    case '-':
-    case '.':
-    case '_':
-    case '~':
-    case '!':
-    case '$':
-    case '&':
-    case '\'':
-    case '(':
-    case ')':
-    case '*':
-    case '+':
-    case ',':
-    case ';':
-    case '=':
-    case ':':
-    case '@':
-    case '/':
-      return true;
-    default:
-      return false;
+// The path bytes UrlKeptVerbatim accepts (besides '%', checked first): what the serializer prints back
+// as is in a path, less '[' and ']', which the shortcut leaves to the full parser; '#' (a fragment),
+// controls and non-ASCII bytes are not among them. A table built at compile time from ValidEncodedByte:
+// one load per byte on the hot path instead of its switches.
+constexpr std::array<bool, 256> kVerbatimPathByte = [] {
+  std::array<bool, 256> table{};
+  for (size_t c = 0; c < table.size(); ++c) {
+    table[c] = c != '[' && c != ']' && ValidEncodedByte(static_cast<uint8_t>(c), Mode::kPath);
   }
-}
+  return table;
+}();
+static_assert(!kVerbatimPathByte['#'] && !kVerbatimPathByte['?'] && !kVerbatimPathByte['['] &&
+              !kVerbatimPathByte[0x00] && !kVerbatimPathByte[0x7f] && !kVerbatimPathByte[0x80]);
 
 }  // namespace
 
@@ -435,12 +432,11 @@ bool UrlKeptVerbatim(std::string_view url) {
   for (; i < n && url[i] != '?'; ++i) {
     const auto c = static_cast<uint8_t>(url[i]);
     if (c == '%') {
-      if (i + 2 >= n || !IsHex(static_cast<uint8_t>(url[i + 1])) || !IsHex(static_cast<uint8_t>(url[i + 2])))
-        return false;
+      if (!ValidEscapeAt(url, i)) return false;
       i += 2;
       continue;
     }
-    if (!IsVerbatimPathByte(c)) return false;
+    if (!kVerbatimPathByte[c]) return false;
   }
   // query: copied verbatim by the serializer, or the whole URL is (unparsable); only a fragment,
   // which the parser splits off before anything else, changes that.
@@ -448,16 +444,14 @@ bool UrlKeptVerbatim(std::string_view url) {
 }
 
 std::string ObfuscateUrlString(std::string_view url, const HttpObfuscationOptions& options) {
-  if (!options.remove_query_string && !options.remove_paths_with_digits && UrlKeptVerbatim(url)) {
-    return std::string(url);
-  }
+  if (KeepsAllButUserinfo(options) && UrlKeptVerbatim(url)) return std::string(url);
   return ObfuscateUrlStringParsed(url, options);
 }
 
 std::string ObfuscateUrlStringParsed(std::string_view url, const HttpObfuscationOptions& options) {
   ParsedUrl u;
   const bool parsed = ParseUrl(url, &u);
-  if (!options.remove_query_string && !options.remove_paths_with_digits) {
+  if (KeepsAllButUserinfo(options)) {
     // Only the userinfo goes; an unparsable URL is left alone, as the agent does.
     return parsed ? Serialize(u, false) : std::string(url);
   }

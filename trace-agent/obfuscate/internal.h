@@ -34,8 +34,13 @@ std::string ObfuscateUrlString(std::string_view url, const HttpObfuscationOption
 // Whether the default URL obfuscation (only userinfo removed) returns `url` byte for byte, decided in
 // one pass for the canonical URLs tracers send; false means "parse it" (the result may still be equal).
 bool UrlKeptVerbatim(std::string_view url);
-// ObfuscateUrlString without that shortcut (tests compare the two).
+// ObfuscateUrlString without that shortcut (tests compare the two; callers that already ran
+// UrlKeptVerbatim go here directly).
 std::string ObfuscateUrlStringParsed(std::string_view url, const HttpObfuscationOptions& options);
+// The default settings, where only the userinfo goes (and UrlKeptVerbatim applies).
+inline bool KeepsAllButUserinfo(const HttpObfuscationOptions& options) {
+  return !options.remove_query_string && !options.remove_paths_with_digits;
+}
 
 // Credit cards: 12 to 16 digits (spaces and dashes allowed) with a known issuer prefix, optionally a
 // valid Luhn checksum.

@@ -25,13 +25,6 @@ constexpr std::string_view kErrorStackKey = "error.stack";
 constexpr std::string_view kJsonSqlFailure =
     "Datadog-agent failed to obfuscate SQL string. Enable agent debug logs for more info.";
 
-SpanString* FindValue(StringMap& map, std::string_view key) {
-  for (auto& [k, v] : map) {
-    if (SameKey(k, key)) return &v;
-  }
-  return nullptr;
-}
-
 bool Contains(const std::vector<std::string>& list, std::string_view value) {
   for (const std::string& item : list) {
     if (item == value) return true;
@@ -91,21 +84,15 @@ absl::StatusOr<std::shared_ptr<const ObfuscatedQuery>> Obfuscator::ObfuscateSql(
 }
 
 void Obfuscator::ObfuscateSqlSpan(Span& span, KeepAlive* keep_alive) {
-  // A string of a shared result, as the span should hold it: borrowed (the result is kept alive by
-  // the caller's keep_alive, referenced once per span) or, without keep_alive, an owned copy.
-  bool kept = false;
-  auto share = [&](const std::shared_ptr<const ObfuscatedQuery>& result, std::string_view text) {
-    if (keep_alive == nullptr) return SpanString(text);
-    if (!kept) {
-      keep_alive->push_back(result);
-      kept = true;
-    }
-    return SpanString::Borrow(text);
+  // A string of an obfuscation result, as the span should hold it: borrowed (each result is pushed
+  // into the caller's keep_alive once, right after it is obtained) or, without keep_alive, an owned copy.
+  auto as_span = [keep_alive](std::string_view text) {
+    return keep_alive != nullptr ? SpanString::Borrow(text) : SpanString(text);
   };
   // The raw statement may also sit in attributes. A copy equal to the resource takes the resource's
   // result; a different statement is obfuscated on its own; one that does not parse is replaced.
   auto obfuscate_attribute = [&](std::string_view key, std::string_view raw, const SpanString& obfuscated) {
-    SpanString* value = FindValue(span.meta, key);
+    SpanString* value = Find(span.meta, key);
     if (value == nullptr || value->empty()) return;
     if (!raw.empty() && *value == raw) {
       *value = obfuscated;  // a copy: borrowed stays borrowed, owned is copied
@@ -114,12 +101,10 @@ void Obfuscator::ObfuscateSqlSpan(Span& span, KeepAlive* keep_alive) {
     absl::StatusOr<std::shared_ptr<const ObfuscatedQuery>> result = ObfuscateSql(*value);
     if (!result.ok()) {
       *value = SpanString::Borrow(kNonParsableSql);  // a constant: lives forever
-    } else if (keep_alive != nullptr) {
-      keep_alive->push_back(*result);
-      *value = SpanString::Borrow((*result)->query);
-    } else {
-      *value = SpanString((*result)->query);
+      return;
     }
+    if (keep_alive != nullptr) keep_alive->push_back(*result);
+    *value = as_span((*result)->query);
   };
 
   if (span.resource.empty()) {
@@ -130,13 +115,14 @@ void Obfuscator::ObfuscateSqlSpan(Span& span, KeepAlive* keep_alive) {
   }
   const SpanString raw = std::move(span.resource);
   absl::StatusOr<std::shared_ptr<const ObfuscatedQuery>> result = ObfuscateSql(raw);
+  if (result.ok() && keep_alive != nullptr) keep_alive->push_back(*result);
   // Never keep the raw statement: a query we cannot tokenize may still hold literals.
-  span.resource = result.ok() ? share(*result, (*result)->query) : SpanString::Borrow(kNonParsableSql);
+  span.resource = result.ok() ? as_span((*result)->query) : SpanString::Borrow(kNonParsableSql);
   const SpanString& obfuscated = span.resource;
 
   // sql.query always carries the obfuscated statement (set when absent, as the agent did for years);
   // a different statement already there is obfuscated on its own, as the current agent does.
-  SpanString* sql_query = FindValue(span.meta, kSqlQueryKey);
+  SpanString* sql_query = Find(span.meta, kSqlQueryKey);
   if (sql_query != nullptr && !sql_query->empty() && *sql_query != raw) {
     obfuscate_attribute(kSqlQueryKey, raw, obfuscated);
   } else {
@@ -145,7 +131,7 @@ void Obfuscator::ObfuscateSqlSpan(Span& span, KeepAlive* keep_alive) {
   obfuscate_attribute(kDbStatementKey, raw, obfuscated);
   obfuscate_attribute(kDbQueryTextKey, raw, obfuscated);
   if (result.ok() && !(*result)->metadata.tables_csv.empty()) {
-    SetStaticKey(span.meta, kSqlTablesKey, share(*result, (*result)->metadata.tables_csv));
+    SetStaticKey(span.meta, kSqlTablesKey, as_span((*result)->metadata.tables_csv));
   }
 }
 
@@ -169,12 +155,12 @@ void Obfuscator::ObfuscateSpan(Span& span, KeepAlive* keep_alive) {
     span.resource = QuantizeRedis(span.resource);
     const bool valkey = type == "valkey";
     const RedisObfuscationOptions& redis = valkey ? options_.valkey : options_.redis;
-    SpanString* command = FindValue(span.meta, valkey ? kValkeyRawCommandKey : kRedisRawCommandKey);
+    SpanString* command = Find(span.meta, valkey ? kValkeyRawCommandKey : kRedisRawCommandKey);
     if (redis.enabled && command != nullptr && !command->empty()) {
       *command = redis.remove_all_args ? RemoveAllRedisArgs(*command) : ObfuscateRedis(*command);
     }
   } else if (type == "memcached") {
-    SpanString* command = FindValue(span.meta, kMemcachedCommandKey);
+    SpanString* command = Find(span.meta, kMemcachedCommandKey);
     if (options_.memcached.enabled && command != nullptr && !command->empty()) {
       std::string obfuscated = ObfuscateMemcached(*command);
       if (obfuscated.empty()) {
@@ -184,24 +170,26 @@ void Obfuscator::ObfuscateSpan(Span& span, KeepAlive* keep_alive) {
       }
     }
   } else if (type == "web" || type == "http") {
-    SpanString* url = FindValue(span.meta, kHttpUrlKey);
-    const bool defaults = !options_.http.remove_query_string && !options_.http.remove_paths_with_digits;
+    SpanString* url = Find(span.meta, kHttpUrlKey);
     // Usually unchanged (only userinfo goes by default): then the value keeps borrowing, and a
-    // canonical URL is recognized without parsing or copying it.
-    if (url != nullptr && !url->empty() && !(defaults && obfuscate_internal::UrlKeptVerbatim(*url))) {
-      std::string obfuscated = ObfuscateUrl(*url);
+    // canonical URL is recognized without parsing or copying it. The shortcut ran here, so the
+    // parser is called directly (ObfuscateUrl would scan the URL a second time).
+    if (url != nullptr && !url->empty() &&
+        !(obfuscate_internal::KeepsAllButUserinfo(options_.http) &&
+          obfuscate_internal::UrlKeptVerbatim(*url))) {
+      std::string obfuscated = obfuscate_internal::ObfuscateUrlStringParsed(*url, options_.http);
       if (obfuscated != url->view()) *url = SpanString(obfuscated);
     }
   } else if (type == "mongodb") {
-    SpanString* query = FindValue(span.meta, kMongoDbQueryKey);
+    SpanString* query = Find(span.meta, kMongoDbQueryKey);
     if (mongodb_ != nullptr && query != nullptr && !query->empty())
       *query = ObfuscateJson(mongodb_.get(), *query);
   } else if (type == "elasticsearch" || type == "opensearch") {
-    SpanString* body = FindValue(span.meta, kElasticsearchBodyKey);
+    SpanString* body = Find(span.meta, kElasticsearchBodyKey);
     if (elasticsearch_ != nullptr && body != nullptr && !body->empty()) {
       *body = ObfuscateJson(elasticsearch_.get(), *body);
     }
-    body = FindValue(span.meta, kOpenSearchBodyKey);
+    body = Find(span.meta, kOpenSearchBodyKey);
     if (opensearch_ != nullptr && body != nullptr && !body->empty()) {
       *body = ObfuscateJson(opensearch_.get(), *body);
     }
@@ -209,7 +197,7 @@ void Obfuscator::ObfuscateSpan(Span& span, KeepAlive* keep_alive) {
 
   if (options_.remove_stack_traces) {
     // The agent implements this as a replace_tags rule: the whole value becomes "?".
-    if (SpanString* stack = FindValue(span.meta, kErrorStackKey)) *stack = SpanString::Borrow("?");
+    if (SpanString* stack = Find(span.meta, kErrorStackKey)) *stack = SpanString::Borrow("?");
   }
 }
 

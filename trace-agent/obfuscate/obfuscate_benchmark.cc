@@ -130,6 +130,31 @@ void BM_Url(benchmark::State& state) {
 }
 BENCHMARK(BM_Url);
 
+// The default settings (only userinfo removed): a canonical URL (0) is recognized in one pass, one
+// with userinfo (1) is parsed and printed back.
+const char* DefaultsUrl(int64_t which) {
+  return which == 0 ? "https://api.example.com/v2/users/12345/orders/678?include=items&token=secret"
+                    : "https://user:pw@api.example.com/v2/users/12345/orders/678?include=items&token=secret";
+}
+
+void BM_UrlDefaults(benchmark::State& state) {
+  const std::string url = DefaultsUrl(state.range(0));
+  const HttpObfuscationOptions http;
+  for (auto _ : state) benchmark::DoNotOptimize(obfuscate_internal::ObfuscateUrlString(url, http));
+}
+BENCHMARK(BM_UrlDefaults)->DenseRange(0, 1);
+
+// The same through the span path (lookup of http.url, shortcut, replacement of a changed value).
+void BM_ObfuscateUrlSpan(benchmark::State& state) {
+  Obfuscator obfuscator;
+  Span base;
+  base.type = "web";
+  base.meta = {
+      {"http.method", "GET"}, {"http.status_code", "200"}, {"http.url", DefaultsUrl(state.range(0))}};
+  RunOnCopies(state, base, [&obfuscator](Span& span) { obfuscator.ObfuscateSpan(span); });
+}
+BENCHMARK(BM_ObfuscateUrlSpan)->DenseRange(0, 1);
+
 Span TypicalSpan() {
   Span s;
   s.service = "web-frontend";

@@ -33,8 +33,7 @@ std::shared_ptr<TraceWriter::Buffer> TraceWriter::NewBuffer(size_t payload_bytes
   // Sized once for a whole flush: growing it would copy every byte again, and writers encode into
   // it without the lock, so it must never move. Pages are only touched as they are written. A
   // payload larger than a flush on its own gets a buffer of its size.
-  buffer->capacity = header_.size() + std::max(options_.flush_bytes, payload_bytes);
-  buffer->data.reset(new char[buffer->capacity]);
+  buffer->data.reset(new char[header_.size() + std::max(options_.flush_bytes, payload_bytes)]);
   // Protobuf fields may come in any order: the header goes first, written once here.
   std::memcpy(buffer->data.get(), header_.data(), header_.size());
   buffer->size = header_.size();
@@ -54,10 +53,7 @@ void TraceWriter::Write(const TracerPayload& payload) {
     std::lock_guard<std::mutex> lock(mu_);
     // Like the Datadog writer, flush what is buffered first when this payload would take the buffer
     // past the flush size (a payload larger than that on its own is sent alone).
-    if (current_ != nullptr && PayloadBytes(*current_) > 0 &&
-        PayloadBytes(*current_) + size > options_.flush_bytes) {
-      SealLocked();
-    }
+    if (current_ != nullptr && PayloadBytes(*current_) + size > options_.flush_bytes) SealLocked();
     if (current_ == nullptr) current_ = NewBuffer(size);
     buffer = current_;
     out = buffer->data.get() + buffer->size;
@@ -78,7 +74,6 @@ void TraceWriter::Write(const TracerPayload& payload) {
 
 void TraceWriter::SealLocked() {
   if (current_ == nullptr) return;
-  if (PayloadBytes(*current_) == 0) return;
   if (pending_.size() >= options_.max_pending_payloads) {
     // The core is not keeping up (or is down): shed the oldest, keep the freshest. A writer still
     // encoding into it keeps the memory alive until it is done.
@@ -114,7 +109,7 @@ void TraceWriter::Run() {
     }
     // Writes may have filled the current buffer while the lock was released to flush: on stop,
     // go round once more to seal and send it rather than lose it.
-    if (stopping_ && (current_ == nullptr || PayloadBytes(*current_) == 0)) return;
+    if (stopping_ && current_ == nullptr) return;
   }
 }
 

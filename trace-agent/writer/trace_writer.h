@@ -70,9 +70,8 @@ class TraceWriter {
   // payloads at the byte ranges their writers reserved.
   struct Buffer {
     std::unique_ptr<char[]> data;  // not value-initialised: every byte is written before it is read
-    size_t capacity = 0;
-    size_t size = 0;  // bytes reserved, header included
-    int writers = 0;  // threads still encoding into a reserved range (guarded by mu_)
+    size_t size = 0;               // bytes reserved, header included
+    int writers = 0;               // threads still encoding into a reserved range (guarded by mu_)
     int64_t spans = 0;
     int64_t traces = 0;
     std::set<std::string> languages;
@@ -89,7 +88,9 @@ class TraceWriter {
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::condition_variable writers_done_;
-  std::shared_ptr<Buffer> current_;  // null until the first write after a seal
+  // Null until the first write after a seal, and never empty otherwise: the write that creates it
+  // reserves its entry (Measure() >= 2 bytes: field tag and length) in the same critical section.
+  std::shared_ptr<Buffer> current_;
   std::deque<std::shared_ptr<Buffer>> pending_;
   bool stopping_ = false;
   std::thread flusher_;
