@@ -414,9 +414,7 @@ std::string GrpcStatusCode(const StatsSpanFields& f) {
   return "";
 }
 
-namespace {
-
-uint64_t PeerKeyHash(std::string_view k) {
+size_t PeerTagMatcher::KeyHash::operator()(std::string_view k) const {
   uint64_t head = 0;
   uint64_t tail = 0;
   const size_t n = k.size();
@@ -430,29 +428,10 @@ uint64_t PeerKeyHash(std::string_view k) {
   return h ^ (h >> 31);
 }
 
-}  // namespace
-
-bool PeerTagMatcher::IsKey(std::string_view key) const {
-  for (size_t i = PeerKeyHash(key) & table_mask_;; i = (i + 1) & table_mask_) {
-    const int32_t slot = table_[i];
-    if (slot < 0) return false;
-    if (keys_[static_cast<size_t>(slot)] == key) return true;
-  }
-}
-
 PeerTagMatcher::PeerTagMatcher(std::vector<std::string> keys) : keys_(std::move(keys)) {
   std::sort(keys_.begin(), keys_.end());
   keys_.erase(std::unique(keys_.begin(), keys_.end()), keys_.end());
-  // At most a quarter full: probes stay short, and there is always an empty slot to end a miss.
-  size_t size = 64;
-  while (size < keys_.size() * 4) size *= 2;
-  table_.assign(size, -1);
-  table_mask_ = size - 1;
-  for (size_t k = 0; k < keys_.size(); ++k) {
-    size_t i = PeerKeyHash(keys_[k]) & table_mask_;
-    while (table_[i] >= 0) i = (i + 1) & table_mask_;
-    table_[i] = static_cast<int32_t>(k);
-  }
+  key_set_.insert(keys_.begin(), keys_.end());
   for (const auto& k : keys_) {
     if (k.empty()) continue;
     length_mask_ |= k.size() < 64 ? (uint64_t{1} << k.size()) : 0;
@@ -489,7 +468,7 @@ size_t PeerTagMatcher::Match(const Span& s, const StatsSpanFields& f, std::vecto
     if (k.empty() || (k.size() < 64 && !(length_mask_ & (uint64_t{1} << k.size())))) continue;
     const auto c0 = static_cast<unsigned char>(k.front());
     if (!(first_char_mask_[c0 / 64] & (uint64_t{1} << (c0 % 64)))) continue;
-    if (!IsKey(k)) continue;
+    if (!key_set_.contains(std::string_view(k))) continue;
     std::string& t = slot();
     strings::AppendTo(&t, k, ":");
     AppendQuantizedPeerIpAddresses(v, &t);
