@@ -18,41 +18,39 @@
 # Usage (root): tests/deploy/compose_test.sh [BUILD_DIR]   (default: build)
 #   DOGWATCH_BUILD_LOCK  lock file taken around staging and `podman build` so no build runs in
 #                        between (default /tmp/dogwatch-build.lock; empty: no lock). A caller that
-#                        already holds it must set it empty, or this waits 15 min and fails.
+#                        already holds it must set it empty, or this waits 15 min and fails
+#                        (tests/deploy/lib.sh).
 # Needs: npm ci --prefix tests/e2e (dd-trace, hot-shots), scripts/deps.d/containers.txt installed.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck disable=SC2034  # read by lib.sh's fail: failures read "compose_test: FAIL: ..."
+test_name=compose_test
+# shellcheck source=tests/deploy/lib.sh
+source "$root/tests/deploy/lib.sh"
+# shellcheck source=tests/support/podman-retry.sh
+source "$root/tests/support/podman-retry.sh"
 build=${1:-${DOGWATCH_BUILD_DIR:-$root/build}}
 image=localhost/dogwatch:latest
 export DOCKER_HOST=unix:///run/podman/podman.sock
 socket=${DOCKER_HOST#unix://}
 compose_files=(-f "$root/deploy/compose/docker-compose.yml" -f "$root/deploy/compose/docker-compose.test-intake.yml")
 t0=$(date +%s)
-build_lock=${DOGWATCH_BUILD_LOCK-/tmp/dogwatch-build.lock}
-locked() {  # run "$@" under the build lock
-  if [[ -n $build_lock ]]; then
-    flock -w 900 "$build_lock" "$@"
-  else
-    "$@"
-  fi
-}
 
-die() { echo "compose_test: FAIL: $*" >&2; exit 1; }
 step() { echo "compose_test: [$(($(date +%s) - t0))s] $*"; }
-[[ $(id -u) == 0 ]] || die "must run as root (rootful podman)"
-[[ -d $build ]] || die "build directory $build does not exist"
+[[ $(id -u) == 0 ]] || fail "must run as root (rootful podman)"
+[[ -d $build ]] || fail "build directory $build does not exist"
 
 # ---- 1. base image, podman API, tools --------------------------------------------------------
 step "debian base image and podman API"
-"$root/tests/support/debian-base.sh" >/dev/null || die "tests/support/debian-base.sh failed"
+"$root/tests/support/debian-base.sh" >/dev/null || fail "tests/support/debian-base.sh failed"
 if ! command -v docker-compose >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-compose >/dev/null ||
-    die "docker-compose is missing and apt-get install docker-compose failed (scripts/deps.d/containers.txt)"
+    fail "docker-compose is missing and apt-get install docker-compose failed (scripts/deps.d/containers.txt)"
 fi
 node_modules=$root/tests/e2e/node_modules
 for m in dd-trace hot-shots; do
-  [[ -f $node_modules/$m/package.json ]] || die "$node_modules/$m is missing: run npm ci --prefix tests/e2e"
+  [[ -f $node_modules/$m/package.json ]] || fail "$node_modules/$m is missing: run npm ci --prefix tests/e2e"
 done
 
 work=$(mktemp -d /tmp/dogwatch-compose.XXXXXX)
@@ -83,7 +81,7 @@ mkdir -p "$work/ctx/deploy/docker"
 # Under the build lock: a build running meanwhile (other work on this machine) would leave
 # half-linked executables in $build/bin.
 locked "$root/deploy/docker/stage.sh" "$build" "$work/ctx/stage" >/dev/null ||
-  die "deploy/docker/stage.sh failed"
+  fail "deploy/docker/stage.sh failed"
 cp "$root/deploy/docker/entrypoint.sh" "$work/ctx/deploy/docker/entrypoint.sh"
 hash=$( (cd "$work/ctx" && find stage deploy -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
   sha256sum <"$root/deploy/docker/Dockerfile") | sha256sum | cut -c1-32)
@@ -96,7 +94,7 @@ else
   locked podman build --pull=never --network=host \
     -f "$root/deploy/docker/Dockerfile" --build-arg DOGWATCH_STAGE=prebuilt \
     --build-arg DOGWATCH_CONTENT_HASH="$hash" -t "$image" "$work/ctx" >"$work/build.log" 2>&1 ||
-    { tail -n 40 "$work/build.log" >&2; die "podman build failed"; }
+    { tail -n 40 "$work/build.log" >&2; fail "podman build failed"; }
   # The replaced image, now untagged, would otherwise pile up with every rebuild.
   if [[ -n $old_id && $old_id != "$(podman image inspect "$image" --format '{{.Id}}')" ]]; then
     podman rmi "$old_id" >/dev/null 2>&1 || true
@@ -108,7 +106,7 @@ else
   done
 fi
 [[ $(podman image inspect "$image" --format '{{.Config.User}}') == 10001:10001 ]] ||
-  die "the image does not run as 10001:10001 by default"
+  fail "the image does not run as 10001:10001 by default"
 
 # ---- 3. the stack ----------------------------------------------------------------------------
 free_ports() {  # prints one free TCP port, one free TCP port, one free UDP port (kernel-chosen)
@@ -127,18 +125,13 @@ export DOGWATCH_IMAGE=$image DOGWATCH_BIND_ADDRESS=127.0.0.1 DOGWATCH_APM_PORT=$
   DOGWATCH_DOGSTATSD_PORT=$dsd_port DOGWATCH_INTAKE_PORT=$intake_port DOGWATCH_INTAKE_API_KEY="key-$run_id"
 unset DD_API_KEY DD_SITE DD_HOSTNAME
 step "docker-compose up: project $project, apm 127.0.0.1:$apm_port/tcp, dogstatsd 127.0.0.1:$dsd_port/udp, intake 127.0.0.1:$intake_port"
-docker-compose -p "$project" "${compose_files[@]}" config -q || die "docker-compose config rejected the files"
-if ! timeout 180 docker-compose -p "$project" "${compose_files[@]}" up -d >"$work/up.log" 2>&1; then
-  # podman 4.3 (Debian 12) sometimes fails a container's start with "write child: broken pipe", a
-  # race on conmon's sync pipe that a second start does not hit (containers/conmon#438): on that
-  # error only, the half-started project goes down and up once more, the first error kept in the log.
-  grep -q "broken pipe" "$work/up.log" || { cat "$work/up.log" >&2; die "docker-compose up -d failed"; }
-  echo "compose_test: transient container start failure, retrying once:" >&2
-  cat "$work/up.log" >&2
-  timeout 120 docker-compose -p "$project" "${compose_files[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
-  timeout 180 docker-compose -p "$project" "${compose_files[@]}" up -d >"$work/up.log" 2>&1 ||
-    { cat "$work/up.log" >&2; die "docker-compose up -d failed (second try)"; }
-fi
+docker-compose -p "$project" "${compose_files[@]}" config -q || fail "docker-compose config rejected the files"
+# On podman's "broken pipe" start race only, the half-started project goes down and up once more,
+# the first error kept in the log (tests/support/podman-retry.sh).
+retry_on_broken_pipe "$work/up.log" \
+  timeout 120 docker-compose -p "$project" "${compose_files[@]}" down -v --remove-orphans -- \
+  timeout 180 docker-compose -p "$project" "${compose_files[@]}" up -d ||
+  { cat "$work/up.log" >&2; fail "docker-compose up -d failed"; }
 
 cid() { docker-compose -p "$project" "${compose_files[@]}" ps -q "$1"; }
 api_health() {  # the health status as the Docker API reports it to compose
@@ -149,13 +142,13 @@ api_health() {  # the health status as the Docker API reports it to compose
 # ---- 4. health -------------------------------------------------------------------------------
 for service in intake agent trace-agent process-agent; do
   id=$(cid "$service")
-  [[ -n $id ]] || die "service $service has no container"
+  [[ -n $id ]] || fail "service $service has no container"
   healthy=0
   deadline=$((SECONDS + 120))  # generous: CI runs this right after the heavy end-to-end tests
   while ((SECONDS < deadline)); do
     if podman healthcheck run "$id" >/dev/null 2>&1; then healthy=1; break; fi
     [[ $(podman inspect "$id" --format '{{.State.Status}}') == running ]] ||
-      die "service $service is $(podman inspect "$id" --format '{{.State.Status}}') (exit $(podman inspect "$id" --format '{{.State.ExitCode}}'))"
+      fail "service $service is $(podman inspect "$id" --format '{{.State.Status}}') (exit $(podman inspect "$id" --format '{{.State.ExitCode}}'))"
     sleep 1
   done
   if ((!healthy)); then
@@ -164,17 +157,17 @@ for service in intake agent trace-agent process-agent; do
     podman exec "$id" /usr/local/bin/dogwatch-entrypoint health "$service" >&2 || true
     echo "---- agent status (from the agent container) ----" >&2
     podman exec "$(cid agent)" /opt/dogwatch/bin/agent status 2>&1 | head -n 60 >&2 || true
-    die "service $service never became healthy within 120 s"
+    fail "service $service never became healthy within 120 s"
   fi
   read -r hstate cstate < <(api_health "$id")
-  [[ $hstate == healthy && $cstate == running ]] || die "Docker API reports $service as health=$hstate state=$cstate"
+  [[ $hstate == healthy && $cstate == running ]] || fail "Docker API reports $service as health=$hstate state=$cstate"
   step "$service: healthy (Docker API: $hstate)"
 done
 
 # Every service but system-probe runs as the image's unprivileged user.
 for service in agent trace-agent process-agent; do
   uid=$(podman exec "$(cid "$service")" id -u)
-  [[ $uid == 10001 ]] || die "$service runs as uid $uid, not 10001"
+  [[ $uid == 10001 ]] || fail "$service runs as uid $uid, not 10001"
 done
 
 # system-probe: its eBPF side is not required here; it must be running, or have exited saying why.
@@ -186,7 +179,7 @@ if [[ $sp_state == running* ]]; then
   if podman healthcheck run "$sp" >/dev/null 2>&1; then sp_health=healthy; else sp_health=unhealthy; fi
   step "system-probe: running ($sp_health), capabilities $sp_caps"
 else
-  [[ -n $sp_log ]] || die "system-probe is '$sp_state' and logged nothing"
+  [[ -n $sp_log ]] || fail "system-probe is '$sp_state' and logged nothing"
   step "system-probe: not running ($sp_state); last log lines:"
 fi
 printf '  system-probe log: %s\n' "$sp_log"
@@ -198,13 +191,13 @@ import sys, yaml
 svc = yaml.safe_load(sys.stdin)["services"]["system-probe"]
 print(" ".join(sorted(svc.get("cap_add", []))), "/ drop:", " ".join(svc.get("cap_drop", [])))')
 [[ $sp_capadd == "BPF DAC_READ_SEARCH NET_ADMIN PERFMON SYS_PTRACE SYS_RESOURCE / drop: ALL" ]] ||
-  die "system-probe's capabilities in the compose file: $sp_capadd"
+  fail "system-probe's capabilities in the compose file: $sp_capadd"
 for cap in CAP_BPF CAP_PERFMON CAP_NET_ADMIN; do
-  [[ $sp_caps == *"$cap"* ]] || die "system-probe does not hold $cap ($sp_caps)"
+  [[ $sp_caps == *"$cap"* ]] || fail "system-probe does not hold $cap ($sp_caps)"
 done
 for service in agent trace-agent process-agent; do
   caps=$(podman inspect "$(cid "$service")" --format '{{.EffectiveCaps}}')
-  [[ $caps != *CAP_BPF* && $caps != *CAP_SYS_PTRACE* ]] || die "$service holds system-probe's capabilities: $caps"
+  [[ $caps != *CAP_BPF* && $caps != *CAP_SYS_PTRACE* ]] || fail "$service holds system-probe's capabilities: $caps"
 done
 
 # ---- 5. real clients -------------------------------------------------------------------------
@@ -213,22 +206,22 @@ result=$(cd "$work" && NODE_PATH=$node_modules APM_PORT=$apm_port DSD_PORT=$dsd_
   INTAKE_URL="http://127.0.0.1:$intake_port" AGENT_CLI="$work/ctx/stage/opt/dogwatch/bin/agent" \
   RUN_ID=$run_id CONTAINER_IDS="$(cid agent) $(cid trace-agent)" WAIT_SECONDS=120 \
   timeout 180 node "$root/tests/deploy/compose_clients.js") ||
-  die "the payloads at the test intake are not what the clients sent"
+  fail "the payloads at the test intake are not what the clients sent"
 echo "  verified: $result"
 
 # The in-image CLI reads the same intake (proves the image's agent command works in place).
 count=$(docker-compose -p "$project" "${compose_files[@]}" exec -T intake \
   agent intake list --limit 1000 --url http://127.0.0.1:8080 | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))') ||
-  die "agent intake list inside the intake container failed"
-((count > 0)) || die "the intake container's own CLI sees no payloads"
+  fail "agent intake list inside the intake container failed"
+((count > 0)) || fail "the intake container's own CLI sees no payloads"
 step "in-image 'agent intake list' sees $count payloads"
 
 # ---- 6. down ---------------------------------------------------------------------------------
 step "docker-compose down -v"
 timeout 120 docker-compose -p "$project" "${compose_files[@]}" down -v --remove-orphans >/dev/null 2>&1 ||
-  die "docker-compose down -v failed"
+  fail "docker-compose down -v failed"
 left=$(podman ps -a -q --filter "label=com.docker.compose.project=$project" | wc -l)
 volumes=$(podman volume ls -q --filter "label=com.docker.compose.project=$project" | wc -l)
-((left == 0 && volumes == 0)) || die "down -v left $left containers and $volumes volumes"
+((left == 0 && volumes == 0)) || fail "down -v left $left containers and $volumes volumes"
 project=""
 step "PASS"

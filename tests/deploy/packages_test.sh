@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the .deb and the .rpm from the build dir with cpack and checks them without installing
-# (installing, upgrading, removing and purging the .deb under a real systemd is
-# systemd_container_test.sh):
+# Checks the .deb and the .rpm that tests/deploy/cpack_packages.sh built into BUILD_DIR/packages
+# (ctest runs it first, as the fixture deploy_cpack), without installing them (installing,
+# upgrading, removing and purging the .deb under a real systemd is systemd_container_test.sh):
 #   - lintian and rpmlint: no error or warning except the ones overridden in
 #     deploy/packaging/deb/lintian-overrides and deploy/packaging/rpm/dogwatch.rpmlintrc, each with
 #     its reason; an override that no longer matches anything fails too;
@@ -11,53 +11,44 @@
 #   - dependencies computed from the binaries: every shared library they link is covered by the
 #     Depends (dpkg-shlibdeps) and Requires (rpm's find-requires);
 #   - maintainer scripts present; the SELinux module shipped exactly when it was built.
-# Usage: packages_test.sh BUILD_DIR
+# Usage: packages_test.sh BUILD_DIR   (by hand: run cpack_packages.sh BUILD_DIR first)
 set -euo pipefail
 
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
 build=${1:?usage: packages_test.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
-here=$(cd "$(dirname "$0")" && pwd)
 source_dir=$(cd "$here/../.." && pwd)
-lock=/tmp/dogwatch-build.lock
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-for tool in cpack dpkg-deb dpkg-shlibdeps lintian rpmbuild rpm rpmlint objdump flock; do
+for tool in dpkg-deb dpkg-shlibdeps lintian rpmbuild rpm rpmlint objdump; do
   command -v "$tool" >/dev/null ||
     fail "$tool not found: install scripts/deps.d/packaging.txt (scripts/install-deps.sh)"
 done
-bins=(agent trace-agent process-agent system-probe)
-for bin in "${bins[@]}"; do
-  [[ -x $build/bin/$bin ]] || fail "$build/bin/$bin is not built (cmake --build $build --target $bin)"
-done
+bins=("${dogwatch_agents[@]}")
+require_built "$build" "${bins[@]}"
 version=$(sed -nE 's/^set\(CPACK_PACKAGE_VERSION "([^"]+)"\)/\1/p' "$build/CPackConfig.cmake")
 [[ -n $version ]] || fail "no CPACK_PACKAGE_VERSION in $build/CPackConfig.cmake (is cmake/Packaging.cmake included?)"
 
 work=$(mktemp -d /var/tmp/dogwatch-packages.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-# The SELinux module is shipped when it is built; build it when the policy devel files are here.
+# The SELinux module is shipped when it was built (cpack_packages.sh builds it when the policy
+# devel files are here) or a dogwatch.pp lies in place (the candidates of cmake/Packaging.cmake).
 selinux_pp=""
+for candidate in "$build/selinux/dogwatch.pp" "$source_dir/deploy/selinux/dogwatch.pp"; do
+  [[ -f $candidate ]] && selinux_pp=usr/share/selinux/packages/dogwatch/dogwatch.pp
+done
 if [[ -f /usr/share/selinux/devel/Makefile && -f $source_dir/deploy/selinux/dogwatch.te ]]; then
-  flock "$lock" cmake --build "$build" --target selinux-module >"$work/selinux.log" 2>&1 ||
-    { cat "$work/selinux.log" >&2; fail "building the SELinux module failed"; }
-  selinux_pp=usr/share/selinux/packages/dogwatch/dogwatch.pp
+  [[ -f $build/selinux/dogwatch.pp ]] ||
+    fail "the SELinux module can be built here but $build/selinux/dogwatch.pp is missing: run tests/deploy/cpack_packages.sh $build"
   echo "SELinux module built: the packages must ship /$selinux_pp"
 else
-  for candidate in "$build/selinux/dogwatch.pp" "$source_dir/deploy/selinux/dogwatch.pp"; do
-    [[ -f $candidate ]] && selinux_pp=usr/share/selinux/packages/dogwatch/dogwatch.pp
-  done
   [[ -n $selinux_pp ]] || echo "SELinux module not built (no selinux-policy-dev): the packages must not ship one"
 fi
 
-start=$SECONDS
-for gen in DEB RPM; do
-  flock "$lock" cpack -G "$gen" --config "$build/CPackConfig.cmake" -B "$work/out" >"$work/cpack-$gen.log" 2>&1 ||
-    { cat "$work/cpack-$gen.log" >&2; fail "cpack -G $gen failed"; }
-done
-echo "cpack DEB+RPM: $((SECONDS - start)) s"
-deb=$(ls "$work"/out/dogwatch_"$version"-1_*.deb)
-rpm=$(ls "$work"/out/dogwatch-"$version"-1.*.rpm)
-echo "built $(basename "$deb") ($(stat -c %s "$deb") bytes), $(basename "$rpm") ($(stat -c %s "$rpm") bytes)"
+deb=$(built_package "$build" "dogwatch_$version-1_*.deb")
+rpm=$(built_package "$build" "dogwatch-$version-1.*.rpm")
+echo "checking $(basename "$deb") ($(stat -c %s "$deb") bytes), $(basename "$rpm") ($(stat -c %s "$rpm") bytes)"
 
 # ---- lint --------------------------------------------------------------------------------------
 echo "== lintian"
@@ -119,16 +110,17 @@ compare() {  # what expected-file actual-file
 echo "== .deb contents"
 # data.tar carries only root:root; the group of the configs and the owner of the state and log
 # dirs come from postinst's dpkg-statoverride (checked by systemd_container_test.sh).
-dpkg-deb --fsys-tarfile "$deb" | tar -tvf - |
-  awk '{ split($2, o, "/"); p = $6; sub(/^\./, "", p); if ($1 !~ /^d/) print $1, o[1], o[2], p }' >"$work/deb.files"
+# One listing of data.tar, from which the file list and the directory list are both taken.
+dpkg-deb --fsys-tarfile "$deb" | tar -tvf - >"$work/deb.list"
+awk '{ split($2, o, "/"); p = $6; sub(/^\./, "", p); if ($1 !~ /^d/) print $1, o[1], o[2], p }' \
+  "$work/deb.list" >"$work/deb.files"
 expected_files /lib/systemd/system \
   "-rw-r----- root root /etc/dogwatch/dogwatch.yaml" \
   "-rw-r----- root root /etc/dogwatch/system-probe.yaml" \
   "-rw-r--r-- root root /usr/share/doc/dogwatch/changelog.Debian.gz" \
   "-rw-r--r-- root root /usr/share/lintian/overrides/dogwatch" >"$work/deb.expected"
 compare .deb "$work/deb.expected" "$work/deb.files"
-dpkg-deb --fsys-tarfile "$deb" | tar -tvf - |
-  awk '$1 ~ /^d/ { p = $6; sub(/^\./, "", p); sub(/\/$/, "", p); print $1, $2, p }' >"$work/deb.dirs"
+awk '$1 ~ /^d/ { p = $6; sub(/^\./, "", p); sub(/\/$/, "", p); print $1, $2, p }' "$work/deb.list" >"$work/deb.dirs"
 grep -qx 'drwxr-x--- root/root /var/lib/dogwatch' "$work/deb.dirs" || fail ".deb: /var/lib/dogwatch is not 0750"
 grep -qx 'drwxr-x--- root/root /var/log/dogwatch' "$work/deb.dirs" || fail ".deb: /var/log/dogwatch is not 0750"
 if grep -vE '^drwxr-xr-x root/root |/var/(lib|log)/dogwatch$' "$work/deb.dirs"; then
@@ -180,14 +172,15 @@ done
 echo "ok   every NEEDED library ($(wc -w <<<"$needed")) is covered by Depends"
 
 echo "== .rpm contents"
-rpm -qp --nosignature --qf '[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]' "$rpm" |
-  grep -v '^d' >"$work/rpm.files"
+# One query of the payload, from which the file list and the directory list are both taken.
+rpm -qp --nosignature --qf '[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]' "$rpm" \
+  >"$work/rpm.list"
+grep -v '^d' "$work/rpm.list" >"$work/rpm.files"
 expected_files /usr/lib/systemd/system \
   "-rw-r----- root dogwatch /etc/dogwatch/dogwatch.yaml" \
   "-rw-r----- root dogwatch /etc/dogwatch/system-probe.yaml" >"$work/rpm.expected"
 compare .rpm "$work/rpm.expected" "$work/rpm.files"
-rpm -qp --nosignature --qf '[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]' "$rpm" |
-  grep '^d' >"$work/rpm.dirs"
+grep '^d' "$work/rpm.list" >"$work/rpm.dirs"
 grep -qx 'drwxr-x--- dogwatch dogwatch /var/lib/dogwatch' "$work/rpm.dirs" || fail ".rpm: /var/lib/dogwatch"
 grep -qx 'drwxr-x--- dogwatch dogwatch /var/log/dogwatch' "$work/rpm.dirs" || fail ".rpm: /var/log/dogwatch"
 if grep -E ' (/|/etc|/opt|/usr|/usr/lib|/usr/share|/usr/share/doc|/var|/var/lib|/var/log|/usr/lib/systemd|/usr/lib/systemd/system|/usr/lib/tmpfiles.d|/etc/logrotate.d)$' "$work/rpm.dirs"; then

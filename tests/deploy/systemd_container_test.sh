@@ -16,22 +16,25 @@
 #     The dogwatch user itself stays, as Debian keeps system users (see deploy/packaging/deb/postrm).
 # The image (base + systemd + the package's dependencies) is cached under a tag derived from its
 # Containerfile and the .deb's Depends, so a second run only starts a container.
-# Usage: systemd_container_test.sh BUILD_DIR
+# The .deb is the one tests/deploy/cpack_packages.sh built into BUILD_DIR/packages (ctest runs it
+# first, as the fixture deploy_cpack).
+# Usage: systemd_container_test.sh BUILD_DIR   (by hand: run cpack_packages.sh BUILD_DIR first;
+#        DOGWATCH_BUILD_LOCK: see lib.sh)
 set -euo pipefail
 
-build=${1:?usage: systemd_container_test.sh BUILD_DIR}
-build=$(cd "$build" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 source_dir=$(cd "$here/../.." && pwd)
-lock=/tmp/dogwatch-build.lock
+source "$here/lib.sh"
+# shellcheck source=tests/support/podman-retry.sh
+source "$source_dir/tests/support/podman-retry.sh"
+build=${1:?usage: systemd_container_test.sh BUILD_DIR}
+build=$(cd "$build" && pwd)
 t0=$SECONDS
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { printf '== %s (%d s)\n' "$*" "$((SECONDS - t0))"; }
 [[ $(id -u) == 0 ]] || fail "must run as root (rootful podman)"
-for bin in agent trace-agent process-agent system-probe; do
-  [[ -x $build/bin/$bin ]] || fail "$build/bin/$bin is not built (cmake --build $build --target $bin)"
-done
+require_built "$build" "${dogwatch_agents[@]}"
+deb=$(built_package "$build" 'dogwatch_*.deb')
 
 "$source_dir/tests/support/podman.sh" >/dev/null
 "$source_dir/tests/support/debian-base.sh" >/dev/null
@@ -45,10 +48,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "building the .deb"
-flock "$lock" cpack -G DEB --config "$build/CPackConfig.cmake" -B "$work/out" >"$work/cpack.log" 2>&1 ||
-  { cat "$work/cpack.log" >&2; fail "cpack -G DEB failed"; }
-deb=$(ls "$work"/out/dogwatch_*.deb)
+step "the .deb: $(basename "$deb")"
 depends=$(dpkg-deb -f "$deb" Depends)
 [[ -n $depends ]] || fail "the .deb has no Depends"
 # apt installs Recommends too (logrotate): the image carries them as well.
@@ -79,7 +79,7 @@ if podman image exists "$image"; then
   echo "cached $image"
 else
   echo "building $image (systemd + $depends)"
-  flock "$lock" podman build --pull=never --network=host --build-arg "DEPENDS=$depends" \
+  locked podman build --pull=never --network=host --build-arg "DEPENDS=$depends" \
     -t "$image" -f "$work/ctx/Containerfile" "$work/ctx" >"$work/build.log" 2>&1 ||
     { tail -n 30 "$work/build.log" >&2; fail "podman build of the systemd test image failed"; }
   # Earlier versions of this image (other dependencies or Containerfile) are of no further use.
@@ -94,19 +94,12 @@ step "starting systemd"
 # seccomp=unconfined: podman's default profile refuses bpf(2) to containers without
 # CAP_SYS_ADMIN; the filter under test is the unit's own SystemCallFilter=, which systemd still
 # applies. No network: everything below talks over loopback and the dependencies are in the image.
-run_systemd() {
+# On podman's "broken pipe" start race only, the half-created container goes and the run is tried
+# once more (tests/support/podman-retry.sh).
+retry_on_broken_pipe "$work/run.log" podman rm -f "$name" -- \
   podman run -d --name "$name" --pull=never --systemd=always --network=none \
-    --cap-add=BPF,PERFMON,NET_ADMIN,SYS_PTRACE,DAC_READ_SEARCH --security-opt seccomp=unconfined \
-    "$image" >/dev/null 2>"$work/run.err"
-}
-if ! run_systemd; then
-  # podman 4.3's conmon sync-pipe race ("write child: broken pipe", containers/conmon#438): on that
-  # error only, remove the half-created container and start it once more.
-  grep -q "broken pipe" "$work/run.err" || { cat "$work/run.err" >&2; fail "podman run failed"; }
-  echo "systemd_container_test: transient container start failure, retrying once: $(cat "$work/run.err")" >&2
-  podman rm -f "$name" >/dev/null 2>&1 || true
-  run_systemd || { cat "$work/run.err" >&2; fail "podman run failed (second try)"; }
-fi
+  --cap-add=BPF,PERFMON,NET_ADMIN,SYS_PTRACE,DAC_READ_SEARCH --security-opt seccomp=unconfined "$image" ||
+  { cat "$work/run.log" >&2; fail "podman run failed"; }
 ctr() { podman exec "$name" "$@"; }
 state=""
 for _ in $(seq 1 60); do
@@ -133,27 +126,21 @@ ctr env DEBIAN_FRONTEND=noninteractive apt-get install -y -q /srv/dogwatch.deb >
   { cat "$work/install.log" >&2; fail "apt-get install of the .deb failed"; }
 
 unit_state() { ctr systemctl is-active "$1" 2>/dev/null || true; }
-wait_active() {  # unit...
-  local unit
+active='^active$'
+stopped='^(inactive|failed|unknown)$'
+wait_state() {  # regex unit... : each unit's is-active state matches regex within 10 s
+  local want=$1 unit state
+  shift
   for unit in "$@"; do
     for _ in $(seq 1 40); do
-      [[ $(unit_state "$unit") == active ]] && break
+      [[ $(unit_state "$unit") =~ $want ]] && break
       sleep 0.25
     done
-    if [[ $(unit_state "$unit") != active ]]; then
+    state=$(unit_state "$unit")
+    if ! [[ $state =~ $want ]]; then
       ctr systemctl status --no-pager -l "$unit" >&2 || true
-      fail "$unit is $(unit_state "$unit"), not active"
+      fail "$unit is $state, want $want"
     fi
-  done
-}
-wait_inactive() {  # unit...
-  local unit
-  for unit in "$@"; do
-    for _ in $(seq 1 40); do
-      [[ $(unit_state "$unit") =~ ^(inactive|failed|unknown)$ ]] && break
-      sleep 0.25
-    done
-    [[ $(unit_state "$unit") =~ ^(inactive|failed|unknown)$ ]] || fail "$unit is still $(unit_state "$unit")"
   done
 }
 agents=(dogwatch-agent dogwatch-trace-agent dogwatch-process-agent)
@@ -181,17 +168,20 @@ for unit in "${all[@]}"; do
 done
 echo "ok   user, modes and owners, every unit enabled"
 
-wait_active "${agents[@]}"
+wait_state "$active" "${agents[@]}"
 for sock in agent.sock apm.socket dsd.socket; do
   ctr test -S "/run/dogwatch/$sock" || fail "/run/dogwatch/$sock does not exist"
 done
+sub_agents_running() {  # agent-status-output
+  grep -qE '^  trace-agent .*\[running\]' <<<"$1" && grep -qE '^  process-agent .*\[running\]' <<<"$1"
+}
 status=""
 for _ in $(seq 1 60); do
   status=$(ctr runuser -u dogwatch -- /opt/dogwatch/bin/agent -c /etc/dogwatch/dogwatch.yaml status 2>&1 || true)
-  grep -qE '^  trace-agent .*\[running\]' <<<"$status" && grep -qE '^  process-agent .*\[running\]' <<<"$status" && break
+  sub_agents_running "$status" && break
   sleep 0.5
 done
-if ! grep -qE '^  trace-agent .*\[running\]' <<<"$status" || ! grep -qE '^  process-agent .*\[running\]' <<<"$status"; then
+if ! sub_agents_running "$status"; then
   echo "$status" >&2
   fail "agent status (as dogwatch) does not show trace-agent and process-agent running"
 fi
@@ -213,7 +203,7 @@ echo "ok   disabled: skipped by ExecCondition ('$(grep -m1 'not starting' <<<"$r
 # Enabled without the network tracer: the service alone, whatever the kernel allows.
 ctr sed -i '0,/^  enabled: false/s//  enabled: true/' /etc/dogwatch/system-probe.yaml
 ctr systemctl restart dogwatch-agent.service
-wait_active dogwatch-system-probe "${agents[@]}"
+wait_state "$active" dogwatch-system-probe "${agents[@]}"
 for _ in $(seq 1 40); do ctr test -S /run/dogwatch/sysprobe.sock && break; sleep 0.25; done
 check_stat /run/dogwatch/sysprobe.sock "660 root:dogwatch"
 check_stat /run/dogwatch "770 dogwatch:dogwatch"
@@ -224,7 +214,7 @@ ctr sed -i '/^network_config:/{n;s/  enabled: false/  enabled: true/}' /etc/dogw
 ctr grep -A1 '^network_config:' /etc/dogwatch/system-probe.yaml | grep -q 'enabled: true' ||
   fail "could not enable network_config in the container's system-probe.yaml"
 ctr systemctl restart dogwatch-agent.service
-wait_active "${agents[@]}"
+wait_state "$active" "${agents[@]}"
 sp=""
 for _ in $(seq 1 40); do
   sp=$(unit_state dogwatch-system-probe)
@@ -246,9 +236,9 @@ ctr sed -i 's/^  enabled: true/  enabled: false/' /etc/dogwatch/system-probe.yam
 
 step "the family follows the core"
 ctr systemctl stop dogwatch-agent.service
-wait_inactive "${all[@]}"
+wait_state "$stopped" "${all[@]}"
 ctr systemctl start dogwatch-agent.service
-wait_active "${agents[@]}"
+wait_state "$active" "${agents[@]}"
 echo "ok   stop core -> all four stopped; start core -> agent, trace-agent, process-agent active"
 
 step "reinstall keeps an edited conffile"
@@ -258,13 +248,13 @@ ctr env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall /srv/do
 ctr grep -q '^# local edit kept across upgrades$' /etc/dogwatch/dogwatch.yaml ||
   fail "reinstalling the package overwrote the edited /etc/dogwatch/dogwatch.yaml"
 check_stat /etc/dogwatch/dogwatch.yaml "640 root:dogwatch"
-wait_active "${agents[@]}"
+wait_state "$active" "${agents[@]}"
 echo "ok   edited dogwatch.yaml kept, units running again"
 
 step "apt-get remove"
 ctr env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q dogwatch >"$work/remove.log" 2>&1 ||
   { cat "$work/remove.log" >&2; fail "apt-get remove failed"; }
-wait_inactive "${all[@]}"
+wait_state "$stopped" "${all[@]}"
 if ctr pgrep -u dogwatch >/dev/null; then fail "dogwatch processes survive the removal: $(ctr pgrep -a -u dogwatch)"; fi
 ctr test -f /etc/dogwatch/dogwatch.yaml || fail "remove deleted the configuration"
 ctr grep -q '^# local edit kept across upgrades$' /etc/dogwatch/dogwatch.yaml || fail "remove changed the configuration"

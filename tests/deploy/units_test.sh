@@ -12,14 +12,12 @@
 # Usage: units_test.sh BUILD_DIR
 set -euo pipefail
 
+source "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 build=${1:?usage: units_test.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
 command -v systemd-analyze >/dev/null || fail "systemd-analyze not found (package systemd)"
-for bin in agent trace-agent process-agent system-probe; do
-  [[ -x $build/bin/$bin ]] || fail "$build/bin/$bin is not built (cmake --build $build --target $bin)"
-done
+require_built "$build" "${dogwatch_agents[@]}"
 
 stage=$(mktemp -d /var/tmp/dogwatch-units.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
