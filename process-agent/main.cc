@@ -36,6 +36,7 @@ namespace {
 namespace pb = datadog::process_agent;
 using dogwatch::process::CheckKind;
 using dogwatch::process::CheckName;
+using dogwatch::process::IsRealTime;
 
 // The collector keeps per-process files open between collections within half the soft
 // RLIMIT_NOFILE: raise the soft limit to the hard one, as the Go runtime does for Datadog's agent.
@@ -278,7 +279,6 @@ struct Scheduled {
   CheckKind kind;
   std::chrono::milliseconds interval;  // the configured one; real-time checks may follow the intake's
   std::chrono::steady_clock::time_point next;
-  bool realtime = false;  // runs only while the RealTimeSwitch is on
 };
 
 // How long a submission waits for the intake's ResCollector. It holds up the scheduling loop, so it
@@ -362,7 +362,7 @@ absl::Status Run(dogwatch::subagent::Context& ctx) {
                         now + seconds("process_config.intervals.process")});
     if (!rt_options.disabled) {
       schedule.push_back({CheckKind::kRealTimeProcess, seconds("process_config.intervals.process_realtime"),
-                          now + seconds("process_config.intervals.process_realtime"), true});
+                          now + seconds("process_config.intervals.process_realtime")});
     }
   }
   if (containers) {
@@ -370,13 +370,13 @@ absl::Status Run(dogwatch::subagent::Context& ctx) {
     if (!rt_options.disabled) {
       schedule.push_back({CheckKind::kRealTimeContainer,
                           seconds("process_config.intervals.container_realtime"),
-                          now + seconds("process_config.intervals.container_realtime"), true});
+                          now + seconds("process_config.intervals.container_realtime")});
     }
   }
   std::string scheduled_names;
   for (const auto& s : schedule)
     dogwatch::strings::AppendTo(&scheduled_names, scheduled_names.empty() ? "" : ",", CheckName(s.kind), "/",
-                                s.interval.count() / 1000, "s", s.realtime ? " (real time)" : "");
+                                s.interval.count() / 1000, "s", IsRealTime(s.kind) ? " (real time)" : "");
   if (scheduled_names.empty()) scheduled_names = "(none)";
   logger->info("checks: {}; runtime {}", scheduled_names,
                options.runtime_socket.empty() ? "(none)" : options.runtime_socket);
@@ -491,9 +491,10 @@ absl::Status Run(dogwatch::subagent::Context& ctx) {
       }
       rt_on = rt_state.rt.enabled();
       want_reply = rt_state.rt.wants_replies();
-      if (due->realtime && rt_state.rt.interval_from_intake()) interval = rt_state.rt.interval();
+      if (IsRealTime(due->kind) && rt_state.rt.interval_from_intake()) interval = rt_state.rt.interval();
     }
-    if (!due->realtime || rt_on) {
+    // Real-time checks run only while the RealTimeSwitch is on.
+    if (!IsRealTime(due->kind) || rt_on) {
       auto run = checks.Run(due->kind);
       if (!run.ok()) {
         logger->warn("{} check: {}", CheckName(due->kind), run.status().message());
@@ -509,11 +510,12 @@ absl::Status Run(dogwatch::subagent::Context& ctx) {
                          submitted.status().message(), suppressed);
         }
       }
+      // A run allocates a few MiB (the process table, messages, compressed bodies) and frees it all;
+      // glibc keeps freed heap pages resident until the top of the heap is free. Handing them back
+      // now keeps the steady-state RSS at what the agent holds between runs. A skipped real-time
+      // tick allocated nothing, so it has nothing to hand back.
+      (void)malloc_trim(0);
     }
-    // A run allocates a few MiB (the process table, messages, compressed bodies) and frees it all;
-    // glibc keeps freed heap pages resident until the top of the heap is free. Handing them back
-    // now keeps the steady-state RSS at what the agent holds between runs.
-    (void)malloc_trim(0);
     due->next += interval;
     // A run longer than the interval (or a suspended host) skips ticks instead of bursting.
     if (due->next < std::chrono::steady_clock::now()) due->next = std::chrono::steady_clock::now() + interval;

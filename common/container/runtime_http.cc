@@ -8,28 +8,20 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstring>
+#include <utility>
 
 #include "common/strings/strings.h"
 
 namespace dogwatch::container {
 namespace {
 
+using http::EqualsIgnoreCase;
 using strings::Cat;
 
 bool IsTokenChar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  }
-  return true;
 }
 
 std::string_view TrimSpaces(std::string_view s) {
@@ -64,13 +56,6 @@ absl::StatusOr<uint64_t> ParseDecimal(std::string_view text) {
 
 ResponseParser::ResponseParser(HttpLimits limits, BodyCallback on_body)
     : limits_(limits), on_body_(std::move(on_body)) {}
-
-std::string_view ResponseParser::Header(std::string_view name) const {
-  for (const auto& [key, value] : headers_) {
-    if (EqualsIgnoreCase(key, name)) return value;
-  }
-  return {};
-}
 
 absl::Status ResponseParser::Fail(absl::Status status) {
   error_ = status;
@@ -121,7 +106,7 @@ absl::Status ResponseParser::ParseHead(std::string_view head) {
   if (head.size() > limits_.max_header_bytes) {
     return absl::ResourceExhaustedError(Cat("response head exceeds ", limits_.max_header_bytes, " bytes"));
   }
-  headers_.clear();
+  headers_ = http::HttpHeaders();
   bool first = true;
   while (!head.empty()) {
     const size_t newline = head.find('\n');
@@ -153,7 +138,7 @@ absl::Status ResponseParser::ParseHead(std::string_view head) {
     if (headers_.size() >= limits_.max_headers) {
       return absl::ResourceExhaustedError(Cat("more than ", limits_.max_headers, " response headers"));
     }
-    headers_.emplace_back(std::string(name), std::string(TrimSpaces(line.substr(colon + 1))));
+    headers_.Add(std::string(name), std::string(TrimSpaces(line.substr(colon + 1))));
   }
   if (first) return absl::InvalidArgumentError("empty response head");
   // 1xx answers are interim: the real response follows.

@@ -16,11 +16,10 @@
 #include <functional>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/http/message.h"
 
 namespace dogwatch::container {
 
@@ -50,9 +49,8 @@ class ResponseParser {
   bool headers_done() const { return state_ > State::kHeaders; }
   bool done() const { return state_ == State::kDone; }
   int status() const { return status_; }
-  // Header names as received; look up with Header() (case-insensitive).
-  const std::vector<std::pair<std::string, std::string>>& headers() const { return headers_; }
-  std::string_view Header(std::string_view name) const;
+  // Header names as received; Get() looks them up ignoring case.
+  const http::HttpHeaders& headers() const { return headers_; }
   size_t body_bytes() const { return body_bytes_; }
 
  private:
@@ -79,7 +77,7 @@ class ResponseParser {
   std::string pending_;  // bytes fed but not consumed yet: a partial head or chunk line
   size_t trailers_ = 0;
   int status_ = 0;
-  std::vector<std::pair<std::string, std::string>> headers_;
+  http::HttpHeaders headers_;
   uint64_t remaining_ = 0;  // of the Content-Length body or the current chunk
   size_t body_bytes_ = 0;
 };

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <fstream>
 #include <set>
+#include <utility>
 
 #include "common/log/log.h"
 #include "common/strings/strings.h"
@@ -51,6 +52,10 @@ MessageType CheckMessageType(CheckKind kind) {
 std::string_view CheckPath(CheckKind kind) {
   return kind == CheckKind::kProcess || kind == CheckKind::kRealTimeProcess ? "/api/v1/collector"
                                                                             : "/api/v1/container";
+}
+
+bool IsRealTime(CheckKind kind) {
+  return kind == CheckKind::kRealTimeProcess || kind == CheckKind::kRealTimeContainer;
 }
 
 namespace {
@@ -103,6 +108,20 @@ int32_t ContainerCount(const pb::CollectorContainerRealTime&) { return 0; }
 
 }  // namespace
 
+HostFacts ReadHostFacts(const std::string& os_release_path) {
+  HostFacts facts;
+  utsname names{};
+  if (uname(&names) == 0) {
+    facts.architecture = names.machine;
+    facts.kernel_version = names.release;
+  }
+  auto release = ParseOsRelease(ReadSmallFile(os_release_path));
+  facts.platform = release["ID"];
+  facts.platform_family = !release["ID_LIKE"].empty() ? release["ID_LIKE"] : release["ID"];
+  facts.platform_version = release["VERSION_ID"];
+  return facts;
+}
+
 pb::SystemInfo CollectSystemInfo(const std::string& proc_root) {
   pb::SystemInfo info;
   // gopsutil's host id, which Datadog sends as the uuid: DMI product uuid, else machine-id.
@@ -113,13 +132,11 @@ pb::SystemInfo CollectSystemInfo(const std::string& proc_root) {
 
   auto* os = info.mutable_os();
   os->set_name("linux");
-  auto release = ParseOsRelease(ReadSmallFile("/etc/os-release"));
-  os->set_platform(release["ID"]);
-  os->set_family(release.count("ID_LIKE") && !release["ID_LIKE"].empty() ? release["ID_LIKE"]
-                                                                         : release["ID"]);
-  os->set_version(release["VERSION_ID"]);
-  utsname uts{};
-  if (uname(&uts) == 0) os->set_kernelversion(uts.release);
+  HostFacts host = ReadHostFacts();
+  os->set_platform(std::move(host.platform));
+  os->set_family(std::move(host.platform_family));
+  os->set_version(std::move(host.platform_version));
+  os->set_kernelversion(std::move(host.kernel_version));
 
   pb::CPUInfo* cpu = nullptr;
   const std::string cpuinfo = ReadSmallFile(proc_root + "/cpuinfo");

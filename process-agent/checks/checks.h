@@ -43,6 +43,19 @@ std::optional<CheckKind> ParseCheckKind(std::string_view name);
 MessageType CheckMessageType(CheckKind kind);
 // /api/v1/collector (process, rtprocess) or /api/v1/container (container, rtcontainer).
 std::string_view CheckPath(CheckKind kind);
+// rtprocess and rtcontainer: they run only while the intake asks for real-time data.
+bool IsRealTime(CheckKind kind);
+
+// The host's platform and kernel, as the process and connections messages report them. An
+// unreadable os-release leaves its fields empty.
+struct HostFacts {
+  std::string architecture;      // uname machine
+  std::string kernel_version;    // uname release
+  std::string platform;          // os-release ID
+  std::string platform_version;  // os-release VERSION_ID
+  std::string platform_family;   // os-release ID_LIKE, else ID
+};
+HostFacts ReadHostFacts(const std::string& os_release_path = "/etc/os-release");
 
 // Host facts every message carries: os-release, kernel, /proc/cpuinfo (at most 1024 CPUs),
 // MemTotal. Unreadable files leave their fields empty.

@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <spawn.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -412,6 +413,35 @@ TEST_CASE("process check on real processes: scrubbed args, ppid, user, CPU of a 
   CHECK(counters.at("process_payloads") == 1);
   CHECK(counters.at("process_bytes") == static_cast<int64_t>(second->payloads[0].body.size()));
   CHECK(counters.at("process_submit_errors") == 1);
+}
+
+TEST_CASE("host facts: os-release fields (quoted or not), family from ID_LIKE, kernel from uname",
+          "[checks]") {
+  TempDir dir;
+  WriteFile(dir.path + "/os-release",
+            "PRETTY_NAME=\"Ubuntu 24.04 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"24.04\"\nID=ubuntu\n"
+            "ID_LIKE=debian\nVERSION_CODENAME='noble'\n");
+  auto facts = dogwatch::process::ReadHostFacts(dir.path + "/os-release");
+  CHECK(facts.platform == "ubuntu");
+  CHECK(facts.platform_version == "24.04");
+  CHECK(facts.platform_family == "debian");
+  utsname names{};
+  REQUIRE(uname(&names) == 0);
+  CHECK(facts.kernel_version == names.release);
+  CHECK(facts.architecture == names.machine);
+
+  // No ID_LIKE (Debian itself): the family is the ID.
+  WriteFile(dir.path + "/os-release", "ID=debian\nVERSION_ID=\"12\"\n");
+  facts = dogwatch::process::ReadHostFacts(dir.path + "/os-release");
+  CHECK(facts.platform == "debian");
+  CHECK(facts.platform_family == "debian");
+  CHECK(facts.platform_version == "12");
+
+  // Unreadable: the platform fields stay empty, the kernel is still known.
+  facts = dogwatch::process::ReadHostFacts(dir.path + "/missing");
+  CHECK(facts.platform.empty());
+  CHECK(facts.platform_version.empty());
+  CHECK(facts.kernel_version == names.release);
 }
 
 TEST_CASE("strip_proc_arguments keeps only the executable", "[checks]") {

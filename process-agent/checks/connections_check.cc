@@ -1,9 +1,6 @@
 #include "process-agent/checks/connections_check.h"
 
-#include <sys/utsname.h>
-
 #include <chrono>
-#include <fstream>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -19,13 +16,6 @@ namespace pa = datadog::process_agent;
 namespace sp = dogwatch::sysprobe;
 
 namespace {
-
-std::string Unquote(std::string value) {
-  if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front()) {
-    return value.substr(1, value.size() - 2);
-  }
-  return value;
-}
 
 pa::ConnectionDirection ToIntake(sp::Direction d) {
   switch (d) {
@@ -55,22 +45,6 @@ struct FlowKey {
 };
 
 }  // namespace
-
-HostFacts ReadHostFacts(const std::string& os_release_path) {
-  HostFacts facts;
-  utsname names;
-  if (uname(&names) == 0) {
-    facts.architecture = names.machine;
-    facts.kernel_version = names.release;
-  }
-  std::ifstream in(os_release_path);
-  std::string line;
-  for (int i = 0; i < 200 && std::getline(in, line); ++i) {
-    if (line.rfind("ID=", 0) == 0) facts.platform = Unquote(line.substr(3));
-    if (line.rfind("VERSION_ID=", 0) == 0) facts.platform_version = Unquote(line.substr(11));
-  }
-  return facts;
-}
 
 std::vector<pa::CollectorConnections> BuildCollectorConnections(const sp::GetConnectionsResponse& reply,
                                                                 const ConnectionsBuildOptions& options,

@@ -22,14 +22,6 @@ namespace dogwatch::process {
 // Datadog's process-agent uses this fixed client id with system-probe.
 inline constexpr char kConnectionsClientId[] = "process-agent-unique-id";
 
-struct HostFacts {
-  std::string architecture;      // uname machine
-  std::string kernel_version;    // uname release
-  std::string platform;          // os-release ID
-  std::string platform_version;  // os-release VERSION_ID
-};
-HostFacts ReadHostFacts(const std::string& os_release_path = "/etc/os-release");
-
 struct ConnectionsBuildOptions {
   std::string hostname;
   size_t max_conns_per_message = 600;

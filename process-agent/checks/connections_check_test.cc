@@ -65,7 +65,7 @@ TEST_CASE("a system-probe reply becomes CollectorConnections with deltas, failur
 
   ConnectionsBuildOptions options;
   options.hostname = "host-a";
-  options.host = {"x86_64", "6.18.0", "debian", "12"};
+  options.host = {"x86_64", "6.18.0", "debian", "12", "debian"};
   options.container_for_pid = [](int32_t pid) { return pid == 42 ? std::string(64, 'c') : std::string(); };
   ConnectionsBuildStats stats;
   auto messages = BuildCollectorConnections(reply, options, &stats);

@@ -97,9 +97,12 @@ std::optional<dogwatch::core::ComponentStatus> Component(const std::string& sock
   return std::nullopt;
 }
 
-std::unique_ptr<Process> StartAgent(const Setup& setup, const std::string& config) {
-  auto agent = std::make_unique<Process>(std::vector<std::string>{Bin("agent"), "run", "-c", config},
-                                         setup.Env(), setup.dir.path(), "agent");
+// `prefix` runs the agent under another command (unshare for the sidecar test).
+std::unique_ptr<Process> StartAgent(const Setup& setup, const std::string& config,
+                                    std::vector<std::string> prefix = {}) {
+  std::vector<std::string> argv = std::move(prefix);
+  argv.insert(argv.end(), {Bin("agent"), "run", "-c", config});
+  auto agent = std::make_unique<Process>(std::move(argv), setup.Env(), setup.dir.path(), "agent");
   bool up = WaitFor([&] { return CoreUp(setup.socket) || !agent->Running(); }, 15s);
   INFO("agent stderr:\n" << agent->Stderr());
   REQUIRE(up);
@@ -682,12 +685,8 @@ TEST_CASE("process-agent: in a pod's PID namespace it reports only what the pod 
           "\n  process_collection:\n    enabled: true\n  container_collection:\n    enabled: false\n"
           "  intervals:\n    process: 1\nnetwork_config:\n  enabled: true\n");
   // --kill-child: the agent (pid 1 inside) gets SIGTERM when unshare goes, whatever ends it.
-  Process agent({"/usr/bin/unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM", Bin("agent"),
-                 "run", "-c", config},
-                setup.Env(), setup.dir.path(), "agent-in-pidns");
-  REQUIRE(WaitFor([&] { return CoreUp(setup.socket) || !agent.Running(); }, 15s));
-  INFO("agent stderr:\n" << agent.Stderr());
-  REQUIRE(agent.Running());
+  auto agent = StartAgent(setup, config,
+                          {"/usr/bin/unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM"});
 
   std::set<std::string> commands;
   std::set<int> pids;
@@ -729,7 +728,7 @@ TEST_CASE("process-agent: in a pod's PID namespace it reports only what the pod 
   CHECK(status->counters().count("connections_runs") == 0);
   // unshare ignores SIGTERM while it waits for its child; killing it hands SIGTERM to the agent,
   // which is PID 1 of its namespace: it must still stop cleanly (its socket goes away).
-  agent.Signal(SIGKILL);
-  agent.Wait(5s);
+  agent->Signal(SIGKILL);
+  agent->Wait(5s);
   CHECK(WaitFor([&] { return access(setup.socket.c_str(), F_OK) != 0; }, 20s));
 }
