@@ -4,6 +4,7 @@
 #include <cstring>
 #include <deque>
 #include <thread>
+#include <utility>
 
 #include "absl/random/random.h"
 #include "absl/strings/match.h"
@@ -795,26 +796,27 @@ void DestinationQueue::Run() {
   Head head;
   while (WaitForHead(&head)) {
     if (head.data == nullptr && !ReloadHead(&head, random)) continue;
-    const absl::StatusOr<http::Response> result =
+    absl::StatusOr<http::Response> result =
         transport_->Send(BaseUrlFor(destination_.base_url, head.data->meta), head.data->meta.path,
                          SendHeaders(head.data->meta), *head.data->body);
     const Outcome outcome = Classify(result);
-    if (head.data->reply != nullptr) {
-      // Only the first attempt matters to the waiter (see reply.h); later ones resolve nothing.
-      if (result.ok()) {
-        const size_t keep = std::min(result->body.size(), head.data->reply->max_body_bytes());
-        head.data->reply->Resolve(index_,
-                                  IntakeReply{destination_.base_url, static_cast<int>(result->status),
-                                              result->body.substr(0, keep), keep < result->body.size()});
-      } else {
-        head.data->reply->ResolveWithout(index_);
-      }
-    }
     if (outcome == Outcome::kRetry && head.file_bytes > 0) {
       // Only informational (it survives restarts in the file); failing to record it is harmless.
       (void)store_->UpdateAttempts(head.seq, head.attempts + 1);
     }
     FinishHead(outcome, head.data->body->size(), random);
+    // The waiter wakes only now that FinishHead has recorded this answer (a backoff after a
+    // failure): a Submit it makes next sees the destination as it is, not as it was before the send.
+    if (head.data->reply != nullptr) {
+      // Only the first attempt matters to the waiter (see reply.h); later ones resolve nothing.
+      // The transport may already have cut the body (its own limit); Resolve cuts it to the sink's.
+      if (result.ok()) {
+        head.data->reply->Resolve(index_, IntakeReply{destination_.base_url, static_cast<int>(result->status),
+                                                      std::move(result->body), result->body_truncated});
+      } else {
+        head.data->reply->ResolveWithout(index_);
+      }
+    }
     head = Head();
   }
 }

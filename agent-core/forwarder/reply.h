@@ -21,8 +21,8 @@ namespace dogwatch::forwarder {
 struct IntakeReply {
   std::string destination;  // the destination's URL (never its key)
   int status = 0;
-  std::string body;  // at most the sink's max_body_bytes
-  bool truncated = false;
+  std::string body;        // at most the sink's max_body_bytes
+  bool truncated = false;  // the body was cut (by the transport's limit or the sink's)
 };
 
 class ReplySink {
@@ -38,8 +38,6 @@ class ReplySink {
   // Blocks until every destination resolved or `timeout` passed; returns the answers received so
   // far, in resolution order.
   std::vector<IntakeReply> Wait(absl::Duration timeout);
-
-  size_t max_body_bytes() const { return max_body_bytes_; }
 
  private:
   bool MarkLocked(size_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
