@@ -276,6 +276,19 @@ absl::Status Agent::StartMetricPipeline() {
   return metric_pipeline_->Start();
 }
 
+// gRPC's sync server holds one thread for the whole life of every call, and answers
+// RESOURCE_EXHAUSTED (which `agent status` and the health checks report as a failure) once its
+// quota is spent. Long-lived holders: a WatchConfig stream per sub-agent (three, doubled so a
+// restarting sub-agent's new stream can overlap its old one), up to kMaxReplyWaiters Submits parked
+// on an intake reply for up to 10 s, and gRPC's own pollers (two). The rest is room for the short
+// unary calls (status, health, tagger, Submit) that must still be served while all those are held.
+// Eight, the old figure, was spent by three streams, four parked Submits and a poller.
+constexpr int kSubAgentWatchStreams = 2 * 3;
+constexpr int kGrpcPollers = 2;
+constexpr int kUnaryHeadroom = 16;
+constexpr int kIpcServerThreads =
+    kSubAgentWatchStreams + CoreService::kMaxReplyWaiters + kGrpcPollers + kUnaryHeadroom;
+
 absl::Status Agent::Start() {
   hostname_ = config::ResolveHostname(config_);
   RETURN_IF_ERROR(StartForwarder());
@@ -293,7 +306,7 @@ absl::Status Agent::Start() {
                                   config_.GetString("agent_ipc.socket_group"), 64},
                                  std::move(policy),
                                  static_cast<size_t>(config_.GetInt("agent_ipc.max_message_bytes")),
-                                 8};
+                                 kIpcServerThreads};
   ASSIGN_OR_RETURN(ipc_, ipc::IpcServer::Start(std::move(ipc_options), {service_.get()}));
 
   if (config_.GetInt("health_port") > 0) {

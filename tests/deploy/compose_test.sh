@@ -146,13 +146,16 @@ for service in intake agent trace-agent process-agent; do
   healthy=0
   deadline=$((SECONDS + 120))  # generous: CI runs this right after the heavy end-to-end tests
   while ((SECONDS < deadline)); do
-    if podman healthcheck run "$id" >/dev/null 2>&1; then healthy=1; break; fi
+    if last_check=$(podman healthcheck run "$id" 2>&1); then healthy=1; break; fi
     [[ $(podman inspect "$id" --format '{{.State.Status}}') == running ]] ||
       fail "service $service is $(podman inspect "$id" --format '{{.State.Status}}') (exit $(podman inspect "$id" --format '{{.State.ExitCode}}'))"
     sleep 1
   done
   if ((!healthy)); then
     # Say why: the health command's own words, and what the core reports about its components.
+    echo "---- the last failed health check of $service said ----" >&2
+    printf '%s\n' "$last_check" >&2
+    podman inspect "$id" --format '{{json .State.Health}}' 2>&1 | tail -c 3000 >&2 || true
     echo "---- health check of $service, run by hand ----" >&2
     podman exec "$id" /usr/local/bin/dogwatch-entrypoint health "$service" >&2 || true
     echo "---- agent status (from the agent container) ----" >&2

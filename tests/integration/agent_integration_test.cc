@@ -475,6 +475,65 @@ TEST_CASE("an oversized IPC message is refused and the core keeps running", "[in
   CHECK(CoreUp(setup.socket));
 }
 
+TEST_CASE("status answers while every sub-agent's config stream and every reply waiter holds a thread",
+          "[integration]") {
+  AgentSetup setup;
+  // An intake that completes TCP handshakes (the kernel's backlog) but never reads or answers:
+  // every Submit that asks for the reply stays parked in the core for its whole timeout.
+  auto silent = dogwatch::testing::ListenOnLoopback(64);
+  REQUIRE(silent.fd >= 0);
+  std::string config = setup.WriteConfig(
+      "api_key: aaaabbbbccccddddaaaabbbbccccdddd\ndd_url: http://127.0.0.1:" + std::to_string(silent.port()) +
+      "\n");
+  auto agent = StartAgent(setup, config);
+
+  // What a supervised suite holds for minutes at a time: one WatchConfig stream per sub-agent...
+  std::vector<std::unique_ptr<grpc::ClientContext>> watch_contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<dogwatch::core::ConfigSnapshot>>> watches;
+  auto stub = Stub(setup.socket);
+  for (int i = 0; i < 3; ++i) {
+    watch_contexts.push_back(std::make_unique<grpc::ClientContext>());
+    watches.push_back(stub->WatchConfig(watch_contexts.back().get(), dogwatch::core::WatchConfigRequest()));
+    dogwatch::core::ConfigSnapshot first;
+    REQUIRE(watches.back()->Read(&first));
+  }
+  // ...and every reply waiter the core allows, parked on the silent intake.
+  std::vector<std::thread> parked;
+  std::atomic<int> parked_done{0};
+  for (int i = 0; i < 4; ++i) {
+    parked.emplace_back([&, i] {
+      auto submit_stub = Stub(setup.socket);
+      dogwatch::core::SubmitRequest request;
+      request.set_track(dogwatch::core::TRACK_METRICS);
+      request.set_path("/api/v2/series");
+      request.set_body(SeriesBody("dogwatch.parked." + std::to_string(i)));
+      request.set_reply_timeout_ms(6000);
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + 20s);
+      dogwatch::core::SubmitResponse response;
+      (void)submit_stub->Submit(&context, request, &response);
+      parked_done++;
+    });
+  }
+  std::this_thread::sleep_for(1500ms);  // let all four reach the wait
+  // The health check's own calls, repeated while those are held: each must be served.
+  for (int i = 0; i < 5; ++i) {
+    auto status_stub = Stub(setup.socket);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 3s);
+    dogwatch::core::StatusResponse response;
+    grpc::Status status = status_stub->GetStatus(&context, dogwatch::core::StatusRequest(), &response);
+    INFO("GetStatus #" << i << ": " << status.error_message());
+    CHECK(status.ok());
+    CHECK(CoreUp(setup.socket));
+  }
+  CHECK(parked_done.load() == 0);  // the calls above really ran while all four were parked
+  for (auto& thread : parked) thread.join();
+  for (auto& context : watch_contexts) context->TryCancel();
+  for (auto& watch : watches) (void)watch->Finish();
+  close(silent.fd);
+}
+
 TEST_CASE("the core's socket is 0660 and refuses a second uid", "[integration]") {
   REQUIRE(geteuid() == 0);  // switching uids needs root; CI runs as root
   AgentSetup setup;

@@ -558,15 +558,11 @@ TEST_CASE("connections: loopback TCP traffic reaches the intake as CollectorConn
       },
       30s));
 
-  int listener = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-  REQUIRE(listen(listener, 4) == 0);
-  socklen_t len = sizeof(addr);
-  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int server_port = ntohs(addr.sin_port);
+  auto loopback = dogwatch::testing::ListenOnLoopback(4);
+  REQUIRE(loopback.fd >= 0);
+  const int listener = loopback.fd;
+  sockaddr_in addr = loopback.addr;
+  const int server_port = loopback.port();
   int ports[2];
   REQUIRE(pipe(ports) == 0);
   const pid_t client = fork();

@@ -167,6 +167,22 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
+LoopbackListener ListenOnLoopback(int backlog) {
+  LoopbackListener listener;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return listener;
+  listener.addr.sin_family = AF_INET;
+  listener.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(listener.addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&listener.addr), len) != 0 || listen(fd, backlog) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&listener.addr), &len) != 0) {
+    close(fd);
+    return listener;
+  }
+  listener.fd = fd;
+  return listener;
+}
+
 namespace {
 size_t Collect(char* data, size_t size, size_t count, void* out) {
   static_cast<std::string*>(out)->append(data, size * count);

@@ -1,4 +1,6 @@
 #pragma once
+
+#include <netinet/in.h>
 // Helpers for integration tests that drive the real dogwatch executables.
 
 #include <sys/types.h>
@@ -76,6 +78,14 @@ bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds t
 
 // A TCP port free on 127.0.0.1 at the time of the call.
 int FreePort();
+
+// A TCP socket listening on 127.0.0.1 at a port the kernel chose; fd is -1 if that failed.
+struct LoopbackListener {
+  int fd = -1;
+  sockaddr_in addr{};
+  int port() const { return ntohs(addr.sin_port); }
+};
+LoopbackListener ListenOnLoopback(int backlog);
 
 struct HttpResult {
   long status = 0;  // 0: no answer
