@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -406,6 +407,25 @@ size_t ReceiveExactly(int fd, size_t bytes) {
   return total;
 }
 
+// A connected TCP pair on loopback, client and accepted server socket, in this process.
+struct TcpPair {
+  int listener = -1, client = -1, server = -1;
+  uint16_t server_port = 0, client_port = 0;
+};
+TcpPair ConnectTcpPair(const Endpoint& e) {
+  TcpPair pair;
+  pair.listener = Listen(e, SOCK_STREAM);
+  pair.server_port = LocalPort(pair.listener);
+  pair.client = socket(e.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  socklen_t len;
+  auto addr = Address(e, pair.server_port, &len);
+  REQUIRE(connect(pair.client, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+  pair.server = accept4(pair.listener, nullptr, nullptr, SOCK_CLOEXEC);
+  REQUIRE(pair.server >= 0);
+  pair.client_port = LocalPort(pair.client);
+  return pair;
+}
+
 // The counters of an open connection, between its transfers: with TCP counters in socket storage
 // they reach the map only through the scan's iterator, so this is what proves the iterator runs;
 // "map" is the fallback for kernels without sk_storage in tracing programs.
@@ -418,15 +438,9 @@ TEST_CASE("a live TCP connection is exact at every poll, before and after it clo
   CHECK(health.counters().at("tcp_counters_in_socket_storage") == (mode == "storage" ? 1 : 0));
   probe.Poll("live");
 
-  int listener = Listen(kV4, SOCK_STREAM);
-  const uint16_t server_port = LocalPort(listener);
-  int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  socklen_t len;
-  auto addr = Address(kV4, server_port, &len);
-  REQUIRE(connect(client, reinterpret_cast<sockaddr*>(&addr), len) == 0);
-  int server = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-  REQUIRE(server >= 0);
-  const uint16_t client_port = LocalPort(client);
+  const TcpPair pair = ConnectTcpPair(kV4);
+  const int listener = pair.listener, client = pair.client, server = pair.server;
+  const uint16_t server_port = pair.server_port, client_port = pair.client_port;
   const std::vector<FlowFilter> filters = {{CONNECTION_TYPE_TCP, client_port, server_port},
                                            {CONNECTION_TYPE_TCP, server_port, client_port}};
   std::vector<FlowTotals> totals(2);
@@ -478,6 +492,68 @@ TEST_CASE("a live TCP connection is exact at every poll, before and after it clo
   CHECK(totals[1].received == 100777);
   CHECK(totals[0].closed == 1);
   CHECK(totals[1].closed == 1);
+}
+
+// Bytes that never pass through send()/recv(): a splice() from the socket into a pipe and a
+// sendfile() into it. With socket storage the counts come from the kernel's own tcp_sock totals,
+// which see both; the map fallback counts per call and misses splice, so this is storage only.
+TEST_CASE("TCP bytes moved by splice() and sendfile() are counted exactly") {
+  SystemProbeUnderTest probe(
+      std::map<std::string, std::string>{{"DD_NETWORK_CONFIG_TCP_COUNTERS", "storage"}});
+  probe.Poll("zero-copy");
+  const TcpPair pair = ConnectTcpPair(kV4);
+  const int listener = pair.listener, client = pair.client, server = pair.server;
+  const uint16_t server_port = pair.server_port, client_port = pair.client_port;
+
+  // One ordinary byte each way first: the accepted socket is tracked from its first I/O.
+  REQUIRE(SendAll(server, 1, 's'));
+  REQUIRE(ReceiveExactly(client, 1) == 1);
+
+  constexpr size_t kSpliced = 99999;
+  REQUIRE(SendAll(client, kSpliced, 'p'));
+  int pipe_fds[2];
+  REQUIRE(pipe2(pipe_fds, O_CLOEXEC) == 0);
+  size_t spliced = 0;
+  std::vector<char> drain(65536);
+  for (int guard = 0; spliced < kSpliced && guard < 10000; ++guard) {
+    ssize_t n = splice(server, nullptr, pipe_fds[1], nullptr, std::min<size_t>(65536, kSpliced - spliced), 0);
+    REQUIRE(n > 0);
+    spliced += static_cast<size_t>(n);
+    for (ssize_t left = n; left > 0;) {
+      ssize_t r = read(pipe_fds[0], drain.data(), std::min<size_t>(drain.size(), static_cast<size_t>(left)));
+      REQUIRE(r > 0);
+      left -= r;
+    }
+  }
+  REQUIRE(spliced == kSpliced);
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
+
+  constexpr size_t kFileBytes = 12345;
+  TempDir dir;
+  std::string path = dir.Write("payload.bin", std::string(kFileBytes, 'f'));
+  int file = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(file >= 0);
+  off_t offset = 0;
+  for (int guard = 0; offset < static_cast<off_t>(kFileBytes) && guard < 1000; ++guard) {
+    REQUIRE(sendfile(server, file, &offset, kFileBytes - static_cast<size_t>(offset)) > 0);
+  }
+  close(file);
+  REQUIRE(ReceiveExactly(client, kFileBytes) == kFileBytes);
+
+  close(client);
+  close(server);
+  close(listener);
+  auto flows = PollUntilClosed(
+      probe, "zero-copy",
+      {{CONNECTION_TYPE_TCP, client_port, server_port}, {CONNECTION_TYPE_TCP, server_port, client_port}});
+  CHECK(flows[0].sent == kSpliced);
+  CHECK(flows[0].received == kFileBytes + 1);
+  CHECK(flows[1].sent == kFileBytes + 1);
+  CHECK(flows[1].received == kSpliced);
+  CHECK(flows[0].closed == 1);
+  CHECK(flows[1].closed == 1);
+  CHECK(flows[1].pid == getpid());
 }
 
 // 10 requests of 1000 bytes, 10 replies of 321, from a connected or an unconnected client.

@@ -344,10 +344,11 @@ std::vector<Option> AllOptions() {
           "auto (try each, best first), tracepoint (tp_btf + cgroup hooks) or fexit: which eBPF program set "
           "counts socket I/O."),
       Str("network_config.tcp_counters", "auto",
-          "auto (socket storage when the kernel allows it), storage or map: where a live TCP connection's "
-          "byte counters are kept. storage costs each send and receive a pointer off the socket and one "
-          "atomic add, folded into the connection map at each poll; map looks the connection up on every "
-          "call (the only way before kernel 5.11)."),
+          "auto (socket storage when the kernel allows it), storage or map: how a live TCP connection's "
+          "bytes are counted. storage reads the kernel's own tcp_sock totals at each poll (splice and "
+          "sendfile included) and costs each send and receive a pointer off the socket and a PID "
+          "compare; map adds each call's bytes after looking the connection up (the only way before "
+          "kernel 5.11; splice is not seen)."),
       Int("system_probe_config.max_tracked_connections", 65536, 1024, 4194304,
           "Connections the kernel map tracks at once; new ones beyond it are counted and not tracked."),
       Int("system_probe_config.max_connection_state_buffered", 75000, 100, 10000000,

@@ -108,11 +108,14 @@ struct {
   __type(value, struct dw_dns_pending);
 } dns_scratch SEC(".maps");
 
-/* A TCP socket's I/O counters, in the socket itself: no lookup on the I/O path. */
+/* A TCP socket's link to its record, in the socket itself: no lookup on the I/O path. The byte
+ * counts are not kept here: the kernel already counts them in tcp_sock (tcp_bytes_written/_read
+ * below), so a send or receive only has to name its process. The bases are those totals at the
+ * moment the record's counters stood at zero. */
 struct dw_sock_io {
   struct dw_conn_key key; /* the `conns` record they belong to */
-  __u64 bytes_sent;
-  __u64 bytes_received;
+  __u64 base_written;
+  __u64 base_read;
   __u32 pid; /* the last process that did I/O on it */
   __u32 pad0;
   char comm[DW_COMM_LEN];
@@ -247,6 +250,42 @@ static __always_inline void read_tcp_health(const struct sock* sk, struct dw_con
   s->packets_received = tp->segs_in;
 }
 
+/* Application bytes a TCP socket has had written into it (send, sendfile, splice) since it was
+ * created: acknowledged bytes plus what is still queued. The FIN takes one sequence number once
+ * queued (FIN_WAIT1 onwards, or LAST_ACK), which is not an application byte. The fields are read
+ * in the order that makes a concurrent ACK or send give a total that is too low, never too high:
+ * acked first (an ACK moves bytes from "queued" to "acked"), then snd_una, then write_seq. The
+ * fold keeps the larger of this and what it had, so a low read is corrected by the next. */
+static __always_inline __u64 tcp_bytes_written(const struct tcp_sock* tp, int state) {
+  __u64 acked = tp->bytes_acked;
+  asm volatile("" ::: "memory");
+  __u32 unacked_from = tp->snd_una;
+  asm volatile("" ::: "memory");
+  __u32 queued_to = tp->write_seq;
+  __u64 total = acked + (__u32)(queued_to - unacked_from);
+  int fin_queued = state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_CLOSING ||
+                   state == TCP_LAST_ACK || state == TCP_TIME_WAIT;
+  return fin_queued && total > 0 ? total - 1 : total;
+}
+
+/* Application bytes read from a TCP socket (recv, splice) since it was created: bytes received in
+ * order minus those still waiting in the receive queue. A FIN received counts one in
+ * bytes_received and rcv_nxt; reading the end of stream moves copied_seq past it, after which it
+ * would count as a byte read. Read order for a low-biased total under concurrency: copied_seq,
+ * then bytes_received, then rcv_nxt (they advance together). */
+static __always_inline __u64 tcp_bytes_read(const struct tcp_sock* tp, int state) {
+  __u32 copied_to = tp->copied_seq;
+  asm volatile("" ::: "memory");
+  __u64 received = tp->bytes_received;
+  asm volatile("" ::: "memory");
+  __u32 received_to = tp->rcv_nxt;
+  __u32 unread = received_to - copied_to;
+  __u64 total = received > unread ? received - unread : 0;
+  int fin_received = state == TCP_CLOSE_WAIT || state == TCP_LAST_ACK || state == TCP_CLOSING ||
+                     state == TCP_TIME_WAIT;
+  return fin_received && unread == 0 && total > 0 ? total - 1 : total;
+}
+
 /* The process doing the I/O, into a record's or a socket storage's pid and comm. */
 static __always_inline void set_process(__u32* pid, char* comm) {
   __u32 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -302,17 +341,24 @@ static __always_inline struct dw_conn_stats* upsert(const struct sock* sk, __u64
   return s ? s : create(sk, key, family, direction, set_pid);
 }
 
-/* The first send or receive on a TCP socket: its `conns` record (created here if no handshake was
- * seen) and its counters in socket storage, starting from what the record already holds. NULL when
- * the record cannot be created (map full, counted) or the storage cannot (counted). */
-static __always_inline struct dw_sock_io* start_tcp_io(const struct sock* sk) {
+/* The first send or receive on a TCP socket (`bytes` of it, already in tcp_sock's totals): its
+ * `conns` record (created here if no handshake was seen) and its socket storage, whose bases make
+ * the record's counters continue from what they hold, plus this I/O. NULL when the record cannot
+ * be created (map full, counted) or the storage cannot (counted). */
+static __always_inline struct dw_sock_io* start_tcp_io(const struct sock* sk, int bytes, int sending) {
+  struct tcp_sock* tp = bpf_skc_to_tcp_sock((void*)sk);
+  if (!tp) return 0;
   struct dw_conn_key key;
   struct dw_conn_stats* s = upsert(sk, bpf_get_socket_cookie((void*)sk), &key, 0xff, 1);
   if (!s) return 0;
   struct dw_sock_io init = {};
   __builtin_memcpy(&init.key, &key, sizeof(key));
-  init.bytes_sent = s->bytes_sent;
-  init.bytes_received = s->bytes_received;
+  int state = sk->__sk_common.skc_state;
+  __u64 written_before = s->bytes_sent + (sending ? bytes : 0);
+  __u64 read_before = s->bytes_received + (sending ? 0 : bytes);
+  __u64 written = tcp_bytes_written(tp, state), read = tcp_bytes_read(tp, state);
+  init.base_written = written > written_before ? written - written_before : 0;
+  init.base_read = read > read_before ? read - read_before : 0;
   set_process(&init.pid, init.comm);
   /* The initial value is used only when this call creates the storage: a racing first I/O on
    * another CPU gets the same storage. */
@@ -321,26 +367,27 @@ static __always_inline struct dw_sock_io* start_tcp_io(const struct sock* sk) {
   return io;
 }
 
-/* TCP I/O with the counters in socket storage: the hot path of a busy connection. */
+/* TCP I/O with socket storage, the hot path of a busy connection: only the process is noted. */
 static __always_inline void account_tcp_io(const struct sock* sk, int bytes, int sending) {
   struct dw_sock_io* io = bpf_sk_storage_get(&tcp_io, (void*)sk, 0, 0);
-  if (!io) io = start_tcp_io(sk);
+  if (!io) io = start_tcp_io(sk, bytes, sending);
   if (!io) return;
-  if (sending) {
-    __sync_fetch_and_add(&io->bytes_sent, bytes);
-  } else {
-    __sync_fetch_and_add(&io->bytes_received, bytes);
-  }
   set_process(&io->pid, io->comm);
 }
 
-/* Folds a TCP socket's storage into its record: at each user-space scan (dw_sync_tcp_io) and at
- * close. Totals are copied, not added, so folding twice is harmless. */
-static __always_inline void fold_tcp_io(const struct dw_sock_io* io, struct dw_conn_stats* s) {
-  __u64 sent = io->bytes_sent, received = io->bytes_received;
-  if (s->bytes_sent != sent || s->bytes_received != received) {
-    s->bytes_sent = sent;
-    s->bytes_received = received;
+/* Folds a TCP socket's totals into its record: at each user-space scan (dw_sync_tcp_io) and at
+ * close (`state`: the state the socket is leaving). Totals are computed, not added, and only
+ * ever raised, so folding twice is harmless and a read racing an ACK is corrected later. */
+static __always_inline void fold_tcp_io(const struct dw_sock_io* io, const struct sock* sk, int state,
+                                        struct dw_conn_stats* s) {
+  struct tcp_sock* tp = bpf_skc_to_tcp_sock((void*)sk);
+  if (!tp) return;
+  __u64 written = tcp_bytes_written(tp, state), read = tcp_bytes_read(tp, state);
+  __u64 sent = written > io->base_written ? written - io->base_written : 0;
+  __u64 received = read > io->base_read ? read - io->base_read : 0;
+  if (sent > s->bytes_sent || received > s->bytes_received) {
+    if (sent > s->bytes_sent) s->bytes_sent = sent;
+    if (received > s->bytes_received) s->bytes_received = received;
     s->last_update_ns = bpf_ktime_get_ns();
   }
   __u32 pid = io->pid;
@@ -504,7 +551,7 @@ int BPF_PROG(dw_inet_sock_set_state, const struct sock* sk, const int oldstate, 
     if (tcp_io_in_sk_storage) {
       struct dw_sock_io* io = bpf_sk_storage_get(&tcp_io, (void*)sk, 0, 0);
       if (io) {
-        fold_tcp_io(io, s); /* the local port and tcp_sock figures were read just above */
+        fold_tcp_io(io, sk, oldstate, s); /* the local port and health were read just above */
         /* A socket connected again after this close starts a new record from zero. */
         bpf_sk_storage_delete(&tcp_io, (void*)sk);
       }
@@ -547,7 +594,7 @@ int dw_sync_tcp_io(struct bpf_iter__bpf_sk_storage_map* ctx) {
   __builtin_memcpy(&key, &io->key, sizeof(key));
   struct dw_conn_stats* s = bpf_map_lookup_elem(&conns, &key);
   if (!s) return 0;
-  fold_tcp_io(io, s);
+  fold_tcp_io(io, sk, sk->__sk_common.skc_state, s);
   if (s->lport == 0) s->lport = local_port(sk); /* connect() had not picked it yet at SYN_SENT */
   read_tcp_health(sk, s);
   return 0;
