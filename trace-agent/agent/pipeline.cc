@@ -3,6 +3,7 @@
 #include "common/log/log.h"
 #include "common/strings/strings.h"
 #include "re2/re2.h"
+#include "trace-agent/model/tag_storage.h"
 #include "trace-agent/obfuscate/options_config.h"
 #include "trace-agent/stats/stats_writer.h"
 
@@ -224,6 +225,7 @@ void Pipeline::Process(TracerPayload payload, const RequestContext& context) {
       concentrator_.AddChunk(info, kept[i], &kept[i].spans[kept_roots[i]]);
   }
 
+  tag_storage::Recycle(payload.chunks);  // the chunks dropped above (the kept ones were moved out)
   payload.chunks.clear();
   int64_t sampled_out = 0;
   for (size_t i = 0; i < kept.size(); ++i) {
@@ -247,6 +249,10 @@ void Pipeline::Process(TracerPayload payload, const RequestContext& context) {
     counters_["client_dropped_p0_traces"] += context.client_dropped_p0_traces;
   }
   if (!payload.chunks.empty()) writer_->Write(payload);
+  // Encoded and counted: the spans' tag storage goes back to this thread's pool for the next request's
+  // decoder instead of to malloc.
+  tag_storage::Recycle(payload.chunks);
+  tag_storage::Recycle(kept);  // the sampled-out chunks
 }
 
 absl::Status Pipeline::ProcessClientStats(std::string_view body, const RequestContext& context) {
@@ -317,6 +323,16 @@ std::map<std::string, int64_t> Pipeline::Counters() const {
   out["stats_spans_shed"] =
       static_cast<int64_t>(concentrator.spans_shed_groups + concentrator.spans_shed_buckets);
   out["stats_live_groups"] = static_cast<int64_t>(concentrator.live_groups);
+  // Span tag storage reused across requests (per-thread pools, bounded; what they refuse is freed).
+  const tag_storage::Counters tags = tag_storage::GlobalCounters();
+  out["tag_storage_reused"] = static_cast<int64_t>(tags.reused);
+  out["tag_storage_allocated"] = static_cast<int64_t>(tags.allocated);
+  out["tag_storage_released"] = static_cast<int64_t>(tags.released);
+  // Distinct peer tag sets are formatted once; past the cache's bounds they are formatted per span.
+  out["stats_peer_tag_sets"] = static_cast<int64_t>(concentrator.peer_tag_sets.sets);
+  out["stats_peer_tag_set_hits"] = static_cast<int64_t>(concentrator.peer_tag_sets.hits);
+  out["stats_peer_tag_set_misses"] = static_cast<int64_t>(concentrator.peer_tag_sets.misses);
+  out["stats_peer_tag_sets_uncached"] = static_cast<int64_t>(concentrator.peer_tag_sets.uncached);
   // The SQL query cache is bounded by entries and bytes; what the bounds shed shows as evictions.
   const ObfuscatorStats obfuscation = obfuscator_.stats();
   out["obfuscation_sql_queries"] = static_cast<int64_t>(obfuscation.sql_queries);

@@ -9,13 +9,16 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/strings/strings.h"
 #include "trace-agent/decode/test_msgpack_writer.h"
 #include "trace-agent/decode/testdata_payloads.h"
 #include "trace-agent/decode/utf8.h"
+#include "trace-agent/model/tag_storage.h"
 
 namespace dogwatch::trace {
 namespace {
@@ -1205,6 +1208,115 @@ TEST_CASE("write fuzz seed corpora", "[.seeds]") {
       "trace_json_fuzz", "flat_v01",
       R"([{"service":"a","trace_id":18446744073709551615,"span_id":1,"meta_struct":{"k":"gaFroXY="}},)"
       R"({"Service":"b","trace_id":2,"span_links":[{"trace_id":1,"flags":-2147483647,"attributes":{"a":"b"}}]}])");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tag storage reused across requests (model/tag_storage.h)
+
+// Runs `body` on a thread of its own: the pools are per thread, so each case starts with empty ones.
+void OnFreshThread(const std::function<void()>& body) { std::thread(body).join(); }
+
+tag_storage::Counters Delta(const tag_storage::Counters& before) {
+  const tag_storage::Counters now = tag_storage::GlobalCounters();
+  return {now.reused - before.reused, now.allocated - before.allocated, now.pooled - before.pooled,
+          now.released - before.released};
+}
+
+std::vector<TraceChunk> Chunks(std::vector<Trace> traces) {
+  std::vector<TraceChunk> chunks(traces.size());
+  for (size_t i = 0; i < traces.size(); ++i) chunks[i].spans = std::move(traces[i]);
+  return chunks;
+}
+
+TEST_CASE("tag storage: a finished request's maps serve the next request's decoder, same content") {
+  OnFreshThread([] {
+    const std::vector<Trace> want = testdata::BuildRealisticTraces(4, 5);
+    const std::string body = testdata::EncodeV04(want);
+    const tag_storage::Counters before = tag_storage::GlobalCounters();
+    auto first = DecodeMsgpackTracesV04(body);
+    REQUIRE(first.ok());
+    std::set<const void*> recycled;
+    for (const Trace& t : *first) {
+      for (const Span& s : t) {
+        recycled.insert(s.meta.data());
+        recycled.insert(s.metrics.data());
+      }
+    }
+    std::vector<TraceChunk> chunks = Chunks(*std::move(first));
+    tag_storage::Recycle(chunks);
+    for (const TraceChunk& c : chunks) {
+      for (const Span& s : c.spans) {
+        CHECK(s.meta.empty());
+        CHECK(s.metrics.empty());
+      }
+    }
+    tag_storage::Counters d = Delta(before);
+    CHECK(d.allocated == 40);  // 20 spans, two maps each, from an empty pool
+    CHECK(d.pooled == 40);
+    CHECK(d.reused == 0);
+
+    auto second = DecodeMsgpackTracesV04(body);
+    REQUIRE(second.ok());
+    REQUIRE(second->size() == want.size());
+    for (size_t t = 0; t < want.size(); ++t) {
+      REQUIRE((*second)[t].size() == want[t].size());
+      for (size_t i = 0; i < want[t].size(); ++i) {
+        const Span& s = (*second)[t][i];
+        CHECK(Diff(s, want[t][i]).empty());
+        CHECK(recycled.count(s.meta.data()) == 1);  // storage of the first request
+        CHECK(recycled.count(s.metrics.data()) == 1);
+      }
+    }
+    std::vector<TraceChunk> again = Chunks(*std::move(second));
+    tag_storage::Recycle(again);
+    d = Delta(before);
+    CHECK(d.reused == 40);
+    CHECK(d.allocated == 40);
+    CHECK(d.released == 0);
+  });
+}
+
+TEST_CASE("tag storage: bounded per thread; large maps and overflow are freed and counted") {
+  OnFreshThread([] {
+    const tag_storage::Counters before = tag_storage::GlobalCounters();
+    std::vector<TraceChunk> chunks(1);
+    chunks[0].spans.resize(tag_storage::kMaxPooledMaps + 10);
+    for (Span& s : chunks[0].spans) tag_storage::Reserve(&s.meta, 4);
+    // One span with a map too large to pool.
+    Span& big = chunks[0].spans[0];
+    StringMap().swap(big.meta);
+    tag_storage::Reserve(&big.meta, tag_storage::kMaxPooledEntries + 1);
+    Set(big.meta, "k", SpanString("an owned value that is freed when the map is emptied"));
+    tag_storage::Recycle(chunks);
+    tag_storage::Counters d = Delta(before);
+    CHECK(d.allocated == tag_storage::kMaxPooledMaps + 10 + 1);
+    CHECK(d.pooled == tag_storage::kMaxPooledMaps);
+    CHECK(d.released == 10);  // the large one and the 9 beyond the pool's bound
+    for (const Span& s : chunks[0].spans) CHECK(s.meta.capacity() <= tag_storage::kMaxPooledEntries);
+
+    // A pooled map too small for the request is replaced (counted as an allocation), never overfilled.
+    StringMap m;
+    tag_storage::Reserve(&m, 20);
+    CHECK(m.capacity() >= 20);
+    StringMap fits;
+    tag_storage::Reserve(&fits, 3);
+    CHECK(fits.capacity() >= 3);
+    std::vector<TraceChunk> none;
+    tag_storage::Recycle(none);  // publishes the counts
+    d = Delta(before);
+    CHECK(d.allocated == tag_storage::kMaxPooledMaps + 10 + 1 + 1);
+    CHECK(d.reused == 1);
+  });
+  // Another thread's pool serves nothing here: this thread starts empty.
+  OnFreshThread([] {
+    const tag_storage::Counters before = tag_storage::GlobalCounters();
+    NumberMap m;
+    tag_storage::Reserve(&m, 2);
+    std::vector<TraceChunk> none;
+    tag_storage::Recycle(none);
+    CHECK(Delta(before).allocated == 1);
+    CHECK(Delta(before).reused == 0);
+  });
 }
 
 }  // namespace

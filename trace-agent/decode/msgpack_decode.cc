@@ -15,6 +15,7 @@
 #include "trace-agent/decode/decode_internal.h"
 #include "trace-agent/decode/msgpack_reader.h"
 #include "trace-agent/decode/utf8.h"
+#include "trace-agent/model/tag_storage.h"
 
 namespace dogwatch::trace {
 namespace {
@@ -432,7 +433,7 @@ bool Decoder::ReadStringMap(StringMap* map) {
   map->clear();
   uint32_t count;
   if (!MapEntries(&count, sizeof((*map)[0]))) return false;
-  map->reserve(count + kRoomForAgentTags);
+  tag_storage::Reserve(map, count + kRoomForAgentTags);  // storage of a finished request, when there is
   DuplicateKeyFilter keys;
   for (uint32_t i = 0; i < count; ++i) {
     std::string_view key;
@@ -457,7 +458,7 @@ bool Decoder::ReadNumberMap(NumberMap* map) {
   map->clear();
   uint32_t count;
   if (!MapEntries(&count, sizeof((*map)[0]))) return false;
-  map->reserve(count + kRoomForAgentTags);
+  tag_storage::Reserve(map, count + kRoomForAgentTags);  // storage of a finished request, when there is
   DuplicateKeyFilter keys;
   for (uint32_t i = 0; i < count; ++i) {
     std::string_view key;

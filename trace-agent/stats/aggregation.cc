@@ -414,49 +414,83 @@ std::string GrpcStatusCode(const StatsSpanFields& f) {
   return "";
 }
 
-size_t PeerTagMatcher::KeyHash::operator()(std::string_view k) const {
-  uint64_t head = 0;
-  uint64_t tail = 0;
-  const size_t n = k.size();
-  if (n >= 8) {
-    std::memcpy(&head, k.data(), 8);
-    std::memcpy(&tail, k.data() + n - 8, 8);
-  } else {
-    std::memcpy(&head, k.data(), n);
+namespace {
+
+// The first and last 8 bytes of `k` (zero-padded when shorter): with the length, they identify a key of
+// up to 16 bytes exactly.
+inline void HeadTail(std::string_view k, uint64_t* head, uint64_t* tail) {
+  *head = 0;
+  *tail = 0;
+  if (k.size() >= 8) {
+    std::memcpy(head, k.data(), 8);
+    std::memcpy(tail, k.data() + k.size() - 8, 8);
+  } else if (!k.empty()) {
+    std::memcpy(head, k.data(), k.size());
   }
-  uint64_t h = (head * 0x9e3779b97f4a7c15ull) ^ (tail * 0xc2b2ae3d27d4eb4full) ^ n;
-  return h ^ (h >> 31);
 }
+
+// Which bit of PeerTagMatcher::signatures_ a key of at least one byte sets.
+inline uint64_t SignatureBit(std::string_view k) {
+  const unsigned sig =
+      (static_cast<unsigned char>(k.front()) * 7u + static_cast<unsigned char>(k.back())) & 63u;
+  return uint64_t{1} << sig;
+}
+
+}  // namespace
 
 PeerTagMatcher::PeerTagMatcher(std::vector<std::string> keys) : keys_(std::move(keys)) {
   std::sort(keys_.begin(), keys_.end());
   keys_.erase(std::unique(keys_.begin(), keys_.end()), keys_.end());
-  key_set_.insert(keys_.begin(), keys_.end());
-  for (const auto& k : keys_) {
+  for (uint32_t i = 0; i < keys_.size(); ++i) {
+    const std::string& k = keys_[i];
     if (k.empty()) continue;
-    length_mask_ |= k.size() < 64 ? (uint64_t{1} << k.size()) : 0;
-    const auto c = static_cast<unsigned char>(k.front());
-    first_char_mask_[c / 64] |= uint64_t{1} << (c % 64);
+    if (k.size() > kMaxIndexedLength) {
+      long_keys_.push_back(i);
+      continue;
+    }
+    Candidate c;
+    HeadTail(k, &c.head, &c.tail);
+    c.key = i;
+    by_length_[k.size()].push_back(c);
+    signatures_[k.size()] |= SignatureBit(k);
   }
 }
 
-size_t PeerTagMatcher::Match(const Span& s, const StatsSpanFields& f, std::vector<std::string>* out) const {
+std::string_view PeerTagMatcher::KeyName(uint32_t key) const {
+  return key == kBaseServiceOnly ? kBaseServiceKey : std::string_view(keys_[key]);
+}
+
+uint32_t PeerTagMatcher::Lookup(std::string_view k) const {
+  if (k.size() > kMaxIndexedLength) {
+    for (uint32_t i : long_keys_) {
+      if (keys_[i] == k) return i;
+    }
+    return kNotAKey;
+  }
+  if (k.empty() || !(signatures_[k.size()] & SignatureBit(k))) return kNotAKey;
+  uint64_t head, tail;
+  HeadTail(k, &head, &tail);
+  for (const Candidate& c : by_length_[k.size()]) {
+    if (c.head != head || c.tail != tail) continue;
+    // Up to 16 bytes the two words cover the whole key; beyond, the middle is compared too.
+    if (k.size() <= 16 || std::memcmp(k.data() + 8, keys_[c.key].data() + 8, k.size() - 16) == 0)
+      return c.key;
+  }
+  return kNotAKey;
+}
+
+size_t PeerTagMatcher::MatchRaw(const Span& s, const StatsSpanFields& f,
+                                std::vector<PeerTagMatch>* out) const {
   if (keys_.empty()) return 0;
   size_t n = 0;
-  auto slot = [&]() -> std::string& {
+  auto add = [&](uint32_t key, std::string_view value) {
     if (n == out->size()) out->emplace_back();
-    std::string& t = (*out)[n++];
-    t.clear();
-    return t;
+    (*out)[n++] = PeerTagMatch{key, value};
   };
   const std::string_view kind = f.span_kind;
   if (kind.empty() || EqualsIgnoreCase(kind, "internal")) {
     // A service override on an internal span (custom instrumentation): only the base service matters.
-    if (!f.base_service.empty()) {
-      std::string& t = slot();
-      strings::AppendTo(&t, kBaseServiceKey, ":");
-      AppendQuantizedPeerIpAddresses(f.base_service, &t);
-    }
+    if (!f.base_service.empty()) add(kBaseServiceOnly, f.base_service);
     return n;
   }
   if (!(EqualsIgnoreCase(kind, "client") || EqualsIgnoreCase(kind, "producer") ||
@@ -465,16 +499,37 @@ size_t PeerTagMatcher::Match(const Span& s, const StatsSpanFields& f, std::vecto
   }
   for (const auto& [k, v] : s.meta) {
     if (v.empty()) continue;
-    if (k.empty() || (k.size() < 64 && !(length_mask_ & (uint64_t{1} << k.size())))) continue;
-    const auto c0 = static_cast<unsigned char>(k.front());
-    if (!(first_char_mask_[c0 / 64] & (uint64_t{1} << (c0 % 64)))) continue;
-    if (!key_set_.contains(std::string_view(k))) continue;
-    std::string& t = slot();
-    strings::AppendTo(&t, k, ":");
-    AppendQuantizedPeerIpAddresses(v, &t);
+    const uint32_t key = Lookup(k);
+    if (key == kNotAKey) continue;
+    // Insertion by key index: a span carries a handful of peer tags, already nearly in order.
+    if (n == out->size()) out->emplace_back();
+    size_t at = n++;
+    while (at > 0 && (*out)[at - 1].key > key) {
+      (*out)[at] = (*out)[at - 1];
+      --at;
+    }
+    (*out)[at] = PeerTagMatch{key, v};
   }
-  std::sort(out->begin(), out->begin() + static_cast<std::ptrdiff_t>(n));
   return n;
+}
+
+size_t PeerTagMatcher::Format(std::span<const PeerTagMatch> matches, std::vector<std::string>* out) const {
+  if (out->size() < matches.size()) out->resize(matches.size());
+  for (size_t i = 0; i < matches.size(); ++i) {
+    std::string& t = (*out)[i];
+    t.clear();
+    strings::AppendTo(&t, KeyName(matches[i].key), ":");
+    AppendQuantizedPeerIpAddresses(matches[i].value, &t);
+  }
+  // Sorted as strings, not by key: "db.name.x:.." sorts before "db.name:..", as the agent sends them.
+  std::sort(out->begin(), out->begin() + static_cast<std::ptrdiff_t>(matches.size()));
+  return matches.size();
+}
+
+size_t PeerTagMatcher::Match(const Span& s, const StatsSpanFields& f, std::vector<std::string>* out) const {
+  std::vector<PeerTagMatch> matches;
+  const size_t n = MatchRaw(s, f, &matches);
+  return Format(std::span<const PeerTagMatch>(matches.data(), n), out);
 }
 
 uint64_t ProcessTagsHash(std::string_view process_tags) {

@@ -5,11 +5,11 @@
 //   gRPC status code, HTTP method, HTTP endpoint, service source (_dd.svc_src).
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "trace-agent/model/span.h"
 
 namespace dogwatch::trace::stats {
@@ -67,28 +67,51 @@ void ScanStatsFields(const Span& s, StatsSpanFields* out);
 uint32_t HttpStatusCode(const StatsSpanFields& f);
 std::string GrpcStatusCode(const StatsSpanFields& f);
 
-// Peer tag matching with a precomputed key table; reuses the strings of `out` between calls.
+// One peer tag of a span before formatting: which key (an index into PeerTagMatcher::keys(), or
+// PeerTagMatcher::kBaseServiceOnly for the base service of an internal span) and the raw value.
+struct PeerTagMatch {
+  uint32_t key = 0;
+  std::string_view value;
+};
+
+// Peer tag matching with a precomputed key table.
 class PeerTagMatcher {
  public:
+  // The key of an internal span's _dd.base_service tag, which counts whether or not it is configured.
+  static constexpr uint32_t kBaseServiceOnly = 0xffffffffu;
+
   explicit PeerTagMatcher(std::vector<std::string> keys);
-  // Sorted "key:value" peer tags of the span into (*out)[0, returned count).
+  // The span's peer tags as raw (key, value) pairs sorted by key index, into (*out)[0, returned count).
+  // No string is built: the values are the span's own.
+  size_t MatchRaw(const Span& s, const StatsSpanFields& f, std::vector<PeerTagMatch>* out) const;
+  // Sorted "key:value" strings of `matches`, values IP-quantized, into (*out)[0, returned count); reuses
+  // the strings of `out` between calls.
+  size_t Format(std::span<const PeerTagMatch> matches, std::vector<std::string>* out) const;
+  // MatchRaw then Format.
   size_t Match(const Span& s, const StatsSpanFields& f, std::vector<std::string>* out) const;
+  std::string_view KeyName(uint32_t key) const;
   const std::vector<std::string>& keys() const { return keys_; }
 
  private:
-  // A span's ~10 meta keys are looked up for every client span, and hashing every byte of each
-  // (absl's default string hash) was half of the matcher's time: this hashes the length and the first
-  // and last 8 bytes. Equality is still checked on the whole key.
-  struct KeyHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view key) const;
+  // A span's ~10 meta keys are looked up for every client span. Hashing each key and probing a hash set
+  // was most of the matcher's time; instead the keys are grouped by length, and a meta key is compared
+  // with the configured keys of its length on its first and last 8 bytes (two loads, exact up to 16
+  // bytes), longer keys then on the bytes between.
+  struct Candidate {
+    uint64_t head = 0;
+    uint64_t tail = 0;
+    uint32_t key = 0;
   };
+  static constexpr size_t kMaxIndexedLength = 63;
+  static constexpr uint32_t kNotAKey = 0xfffffffeu;
+  uint32_t Lookup(std::string_view key) const;  // index into keys_, or kNotAKey
 
   std::vector<std::string> keys_;  // sorted
-  absl::flat_hash_set<std::string, KeyHash, std::equal_to<>> key_set_;
-  // Cheap filters before the set lookup: key lengths (< 64) and first bytes present among the keys.
-  uint64_t length_mask_ = 0;
-  uint64_t first_char_mask_[4] = {};
+  std::vector<Candidate> by_length_[kMaxIndexedLength + 1];
+  std::vector<uint32_t> long_keys_;  // longer than kMaxIndexedLength: compared whole
+  // Per length, a bit for each (first byte, last byte) signature among the keys of that length: most meta
+  // keys (component, span.kind, http.method...) are turned away by this one test.
+  uint64_t signatures_[kMaxIndexedLength + 1] = {};
 };
 
 // FNV-1a 64 over the sorted strings joined by a zero byte (sorts `tags` in place); 0 when empty. The

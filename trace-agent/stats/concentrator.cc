@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <tuple>
 
@@ -158,16 +159,26 @@ int64_t SpanEnd(const Span& s) {
 
 int64_t AlignDown(int64_t ts, int64_t size) { return ts - ts % size; }
 
-// Identifies a span's peer tags inside the key. Only equality matters here (the tags themselves are stored
-// with the group and sent), so a fast hash replaces the agent's byte-wise FNV.
-uint64_t PeerTagsKey(const std::vector<std::string>& tags, size_t n) {
-  if (n == 0) return 0;
-  uint64_t h = n;
-  for (size_t i = 0; i < n; ++i) {
-    const uint64_t x = absl::Hash<absl::string_view>{}(A(tags[i]));
-    h ^= x + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+constexpr size_t kMemoSlots = 64;
+
+// The memo slot of a key: a cheap mix of what usually tells groups apart (lengths, the resource's first and
+// last 8 bytes, the numbers) instead of a hash over every byte. A collision only costs a memo miss.
+size_t MemoSlot(const GroupKeyView& k) {
+  uint64_t head = 0;
+  uint64_t tail = 0;
+  const std::string_view r = k.resource;
+  if (r.size() >= 8) {
+    std::memcpy(&head, r.data(), 8);
+    std::memcpy(&tail, r.data() + r.size() - 8, 8);
+  } else if (!r.empty()) {
+    std::memcpy(&head, r.data(), r.size());
   }
-  return h == 0 ? 1 : h;
+  uint64_t h = (head * 0x9e3779b97f4a7c15ull) ^ (tail * 0xc2b2ae3d27d4eb4full) ^ k.peer_tags_hash;
+  h ^= (r.size() << 32) ^ (k.name.size() << 16) ^ (k.service.size() << 8) ^ k.span_kind.size();
+  h ^= (uint64_t{k.http_status_code} << 40) ^ (static_cast<uint64_t>(k.is_trace_root) << 60) ^
+       (uint64_t{k.synthetics} << 61) ^ (k.grpc_status_code.size() << 48) ^ (k.http_endpoint.size() << 24);
+  h *= 0xff51afd7ed558ccdull;
+  return static_cast<size_t>(h >> 58) & (kMemoSlots - 1);
 }
 
 }  // namespace
@@ -176,6 +187,13 @@ struct Concentrator::PayloadGroups {
   absl::flat_hash_map<GroupKey, GroupStats, GroupKeyHash, GroupKeyEq> groups;
   std::vector<std::string> container_tags;
   std::string process_tags;
+};
+
+struct Concentrator::GroupMemo {
+  uint64_t generation = 0;  // Concentrator::groups_generation_ when stored (never 0)
+  const PayloadGroups* groups = nullptr;
+  const GroupKey* key = nullptr;
+  GroupStats* stats = nullptr;
 };
 
 struct Concentrator::Bucket {
@@ -189,7 +207,9 @@ Concentrator::Concentrator(ConcentratorConfig config, int64_t now_ns)
       peer_tag_keys_(ConfiguredPeerTagKeys(config_.peer_tags_aggregation, config_.peer_tags)),
       peer_matcher_(peer_tag_keys_),
       oldest_ts_(AlignDown(now_ns, config_.bucket_interval_ns > 0 ? config_.bucket_interval_ns : 1)),
-      rng_(config_.rounding_seed) {}
+      rng_(config_.rounding_seed),
+      peer_tag_cache_(&peer_matcher_, config_.peer_tag_sets),
+      memo_(std::make_unique<GroupMemo[]>(kMemoSlots)) {}
 
 Concentrator::~Concentrator() = default;
 
@@ -204,6 +224,7 @@ Concentrator::Bucket* Concentrator::BucketFor(int64_t btime) {
     counters_.live_groups -= latest->second->group_count;
     ++counters_.buckets_evicted;
     buckets_.erase(latest);
+    ++groups_generation_;
   }
   auto b = std::make_unique<Bucket>();
   b->start = btime;
@@ -251,6 +272,7 @@ void Concentrator::AddChunk(const PayloadInfo& info, const TraceChunk& chunk, co
       auto it = b->payloads.find(pkey);
       if (it == b->payloads.end()) {
         it = b->payloads.try_emplace(PayloadKey(pkey)).first;
+        ++groups_generation_;  // the map may have moved every PayloadGroups
         if (!pkey.container_id.empty()) {
           it->second.container_tags.assign(info.container_tags.begin(), info.container_tags.end());
         }
@@ -259,39 +281,44 @@ void Concentrator::AddChunk(const PayloadInfo& info, const TraceChunk& chunk, co
       groups = &it->second;
     }
 
-    const size_t n_peer = peer_matcher_.Match(s, f, &scratch_tags_);
+    const size_t n_peer = peer_matcher_.MatchRaw(s, f, &scratch_matches_);
+    const PeerTagSetCache::Tags peer =
+        peer_tag_cache_.Get(std::span<const PeerTagMatch>(scratch_matches_.data(), n_peer));
     std::string_view method, endpoint;
     if (config_.http_endpoint_stats) {
       method = f.http_method;
       endpoint = f.http_endpoint.empty() ? f.http_route : f.http_endpoint;
     }
     const std::string grpc = GrpcStatusCode(f);
-    const GroupKeyView key{s.service,
-                           s.name,
-                           s.resource,
-                           s.type,
-                           f.span_kind,
-                           grpc,
-                           method,
-                           endpoint,
-                           f.service_source,
-                           HttpStatusCode(f),
-                           synthetics,
-                           s.parent_id == 0 ? kTraceRootTrue : kTraceRootFalse,
-                           PeerTagsKey(scratch_tags_, n_peer)};
-    auto git = groups->groups.find(key);
-    if (git == groups->groups.end()) {
-      if (last_bucket->group_count >= config_.max_groups_per_bucket) {
-        ++counters_.spans_shed_groups;
-        continue;
+    const GroupKeyView key{s.service,        s.name,
+                           s.resource,       s.type,
+                           f.span_kind,      grpc,
+                           method,           endpoint,
+                           f.service_source, HttpStatusCode(f),
+                           synthetics,       s.parent_id == 0 ? kTraceRootTrue : kTraceRootFalse,
+                           peer.hash};
+    GroupMemo& memo = memo_[MemoSlot(key)];
+    GroupStats* found = nullptr;
+    if (memo.generation == groups_generation_ && memo.groups == groups &&
+        GroupKeyEq::Eq(memo.key->View(), key)) {
+      found = memo.stats;
+    } else {
+      auto git = groups->groups.find(key);
+      if (git == groups->groups.end()) {
+        if (last_bucket->group_count >= config_.max_groups_per_bucket) {
+          ++counters_.spans_shed_groups;
+          continue;
+        }
+        git = groups->groups.try_emplace(GroupKey(key)).first;
+        ++groups_generation_;  // the map may have moved every group
+        git->second.peer_tags.assign(peer.tags.begin(), peer.tags.end());
+        ++last_bucket->group_count;
+        ++counters_.live_groups;
       }
-      git = groups->groups.try_emplace(GroupKey(key)).first;
-      git->second.peer_tags.assign(scratch_tags_.begin(),
-                                   scratch_tags_.begin() + static_cast<std::ptrdiff_t>(n_peer));
-      ++last_bucket->group_count;
-      ++counters_.live_groups;
+      memo = GroupMemo{groups_generation_, groups, &git->first, &git->second};
+      found = &git->second;
     }
-    GroupStats& g = git->second;
+    GroupStats& g = *found;
     g.hits += weight;
     if (f.top_level) g.top_level_hits += weight;
     if (s.error != 0) g.errors += weight;
@@ -330,6 +357,8 @@ StatsPayload Concentrator::Flush(int64_t now_ns, bool force) {
       it = buckets_.erase(it);
     }
     // Spans that would fall into a flushed bucket now go to the oldest open one.
+    if (!ready.empty()) ++groups_generation_;  // the memo may point into the buckets taken
+    peer_tag_cache_.ResetIfFull();
     const int64_t new_oldest = AlignDown(now_ns, bsize) - int64_t{config_.buffer_len - 1} * bsize;
     if (new_oldest > oldest_ts_) oldest_ts_ = new_oldest;
     for (const auto& b : ready) counters_.live_groups -= b->group_count;
@@ -410,7 +439,9 @@ StatsPayload Concentrator::Flush(int64_t now_ns, bool force) {
 
 Concentrator::Counters Concentrator::counters() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return counters_;
+  Counters out = counters_;
+  out.peer_tag_sets = peer_tag_cache_.counters();
+  return out;
 }
 
 }  // namespace dogwatch::trace::stats

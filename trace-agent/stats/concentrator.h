@@ -32,6 +32,7 @@
 
 #include "trace-agent/model/span.h"
 #include "trace-agent/stats/aggregation.h"
+#include "trace-agent/stats/peer_tag_cache.h"
 #include "trace-agent/stats/stats_payload.h"
 
 namespace dogwatch::trace::stats {
@@ -51,6 +52,7 @@ struct ConcentratorConfig {
   size_t max_groups_per_bucket = 100000;  // aggregation keys in one bucket; more are shed
   size_t max_buckets = 32;                // open buckets (future timestamps create new ones); see Counters
   uint64_t rounding_seed = 0;             // stochastic rounding of weighted counts (tests: fixed)
+  PeerTagSetCache::Limits peer_tag_sets;  // distinct peer tag sets formatted once (see peer_tag_cache.h)
 };
 
 // What a chunk's stats are keyed by besides the span itself: the TracerPayload's fields, filled by the
@@ -81,6 +83,7 @@ class Concentrator {
     uint64_t groups_flushed = 0;
     uint64_t live_groups = 0;   // gauge
     uint64_t live_buckets = 0;  // gauge
+    PeerTagSetCache::Counters peer_tag_sets;
   };
 
   Concentrator(ConcentratorConfig config, int64_t now_ns);
@@ -103,6 +106,7 @@ class Concentrator {
  private:
   struct Bucket;
   struct PayloadGroups;
+  struct GroupMemo;
 
   // The bucket starting at `btime`, created if needed; nullptr when refused (max_buckets).
   Bucket* BucketFor(int64_t btime);
@@ -116,7 +120,13 @@ class Concentrator {
   std::map<int64_t, std::unique_ptr<Bucket>> buckets_;
   std::mt19937_64 rng_;
   Counters counters_;
-  std::vector<std::string> scratch_tags_;  // peer tags of the span being added (reused: no allocation)
+  PeerTagSetCache peer_tag_cache_;             // guarded by mu_
+  std::vector<PeerTagMatch> scratch_matches_;  // raw peer tags of the span being added (reused)
+  // The groups most recently found, so that a span of a recent group skips hashing its key (the long SQL
+  // resource above all). Valid while groups_generation_ is unchanged: any insertion into the bucket or
+  // group maps, and any flush, may move or free what an entry points to.
+  std::unique_ptr<GroupMemo[]> memo_;
+  uint64_t groups_generation_ = 1;
 };
 
 }  // namespace dogwatch::trace::stats

@@ -1,8 +1,11 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <map>
+#include <memory>
 #include <msgpack.hpp>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/compression/compression.h"
@@ -12,6 +15,7 @@
 #include "trace-agent/stats/client_stats.h"
 #include "trace-agent/stats/concentrator.h"
 #include "trace-agent/stats/msgpack.h"
+#include "trace-agent/stats/peer_tag_cache.h"
 #include "trace-agent/stats/stats_payload.h"
 #include "trace-agent/stats/stats_writer.h"
 
@@ -380,6 +384,135 @@ TEST_CASE("aggregation: peer tags, IP quantization and hashes") {
 // ================================================================================================
 // concentrator
 
+TEST_CASE("peer tags: raw matches come sorted by key and format like Match") {
+  const auto keys = ConfiguredPeerTagKeys(true, {std::string(70, 'k'), "db.name.x"});
+  const PeerTagMatcher matcher(keys);
+  Span client;
+  // Meta in an order unlike the keys': peer.service, then the long key, then db.name.x, db.name.
+  Set(client.meta, "span.kind", "client");
+  Set(client.meta, "peer.service", "users-db");
+  Set(client.meta, std::string(70, 'k'), "long");
+  Set(client.meta, std::string(69, 'k') + "j", "not a key");  // same length, last byte differs
+  Set(client.meta, "db.name.x", "x");
+  Set(client.meta, "db.name", "orders");
+  StatsSpanFields f;
+  ScanStatsFields(client, &f);
+  std::vector<PeerTagMatch> raw;
+  const size_t n = matcher.MatchRaw(client, f, &raw);
+  REQUIRE(n == 4);
+  for (size_t i = 1; i < n; ++i) CHECK(raw[i - 1].key < raw[i].key);
+  std::vector<std::string> names;
+  for (size_t i = 0; i < n; ++i) names.emplace_back(matcher.KeyName(raw[i].key));
+  CHECK(names ==
+        std::vector<std::string>{"db.name", "db.name.x", "k" + std::string(69, 'k'), "peer.service"});
+  CHECK(raw[0].value == "orders");
+  // Formatted strings sort as strings: "db.name.x:" before "db.name:" although db.name sorts first as a key.
+  std::vector<std::string> formatted;
+  REQUIRE(matcher.Format(std::span<const PeerTagMatch>(raw.data(), n), &formatted) == 4);
+  formatted.resize(4);
+  CHECK(formatted == std::vector<std::string>{"db.name.x:x", "db.name:orders", std::string(70, 'k') + ":long",
+                                              "peer.service:users-db"});
+  std::vector<std::string> matched;
+  matched.resize(matcher.Match(client, f, &matched));
+  CHECK(matched == formatted);
+
+  // An internal span counts its base service even when the keys do not include it.
+  const PeerTagMatcher custom(std::vector<std::string>{"peer.service"});
+  Span internal;
+  Set(internal.meta, "_dd.base_service", "web");
+  ScanStatsFields(internal, &f);
+  REQUIRE(custom.MatchRaw(internal, f, &raw) == 1);
+  CHECK(raw[0].key == PeerTagMatcher::kBaseServiceOnly);
+  CHECK(custom.KeyName(raw[0].key) == "_dd.base_service");
+}
+
+TEST_CASE("peer tag set cache: one entry per distinct set, in any order; bounds fall back with counters") {
+  const PeerTagMatcher matcher(ConfiguredPeerTagKeys(true, {}));
+  auto raw_of = [&](const StringMap& meta) {
+    Span s;
+    s.meta = meta;
+    Set(s.meta, "span.kind", "client");
+    StatsSpanFields f;
+    ScanStatsFields(s, &f);
+    std::vector<PeerTagMatch> raw;
+    raw.resize(matcher.MatchRaw(s, f, &raw));
+    // The values must outlive the span: keep them in a stable place.
+    static std::vector<std::unique_ptr<std::string>> values;
+    for (auto& m : raw) {
+      values.push_back(std::make_unique<std::string>(m.value));
+      m.value = *values.back();
+    }
+    return raw;
+  };
+  auto copy = [](PeerTagSetCache::Tags t) { return std::vector<std::string>(t.tags.begin(), t.tags.end()); };
+
+  PeerTagSetCache cache(&matcher, PeerTagSetCache::Limits{});
+  CHECK(cache.Get({}).hash == 0);
+  CHECK(cache.Get({}).tags.empty());
+  const auto a = raw_of({{"peer.service", "users-db"}, {"db.system", "postgresql"}});
+  const auto a_reordered =
+      raw_of({{"db.system", "postgresql"}, {"http.url", "x"}, {"peer.service", "users-db"}});
+  const auto b = raw_of({{"peer.service", "orders-db"}, {"db.system", "postgresql"}});
+  const auto ip1 = raw_of({{"peer.hostname", "10.1.1.1"}});
+  const auto ip2 = raw_of({{"peer.hostname", "10.2.2.2"}});
+  const std::vector<std::string> a_tags = {"db.system:postgresql", "peer.service:users-db"};
+
+  const auto ta = cache.Get(a);
+  CHECK(copy(ta) == a_tags);
+  CHECK(ta.hash == PeerTagsGroupHash(a_tags));
+  const auto ta2 = cache.Get(a_reordered);
+  CHECK(copy(ta2) == a_tags);
+  CHECK(ta2.hash == ta.hash);
+  CHECK(ta2.tags.data() == ta.tags.data());  // the same stored set
+  const auto tb = cache.Get(b);
+  CHECK(copy(tb) == std::vector<std::string>{"db.system:postgresql", "peer.service:orders-db"});
+  CHECK(tb.hash != ta.hash);
+  // Two raw sets that quantize to the same tags: two entries, one group hash.
+  const auto t1 = cache.Get(ip1);
+  const uint64_t ip1_hash = t1.hash;
+  CHECK(copy(t1) == std::vector<std::string>{"peer.hostname:blocked-ip-address"});
+  CHECK(cache.Get(ip2).hash == ip1_hash);
+  CHECK(cache.counters().hits == 1);
+  CHECK(cache.counters().misses == 4);
+  CHECK(cache.counters().sets == 4);
+  CHECK(cache.counters().uncached == 0);
+  CHECK(cache.counters().bytes > 0);
+  cache.ResetIfFull();  // no bound reached: kept
+  CHECK(cache.counters().resets == 0);
+  CHECK(cache.Get(b).hash == tb.hash);
+  CHECK(cache.counters().hits == 2);
+
+  // One set at most: a second set is formatted per span, the same as a cached one, and counted.
+  PeerTagSetCache one(&matcher, PeerTagSetCache::Limits{.max_sets = 1, .max_bytes = 1 << 20});
+  CHECK(one.Get(a).hash == ta.hash);
+  const auto fallback = one.Get(b);
+  CHECK(copy(fallback) == copy(tb));
+  CHECK(fallback.hash == tb.hash);
+  CHECK(one.Get(b).hash == tb.hash);
+  CHECK(one.counters().uncached == 2);
+  CHECK(one.counters().sets == 1);
+  CHECK(copy(one.Get(a)) == a_tags);  // the cached set still answers
+  CHECK(one.counters().hits == 1);
+  one.ResetIfFull();
+  CHECK(one.counters().resets == 1);
+  CHECK(one.counters().sets == 0);
+  CHECK(one.counters().bytes == 0);
+  CHECK(one.Get(b).hash == tb.hash);  // room again: cached
+  CHECK(one.counters().misses == 2);
+  CHECK(one.counters().sets == 1);
+
+  // The byte bound: a long value does not fit, and is still formatted.
+  PeerTagSetCache small(&matcher, PeerTagSetCache::Limits{.max_sets = 100, .max_bytes = 300});
+  const std::string long_value(400, 'h');
+  const auto big = raw_of({{"peer.hostname", long_value}});
+  CHECK(copy(small.Get(big)) == std::vector<std::string>{"peer.hostname:" + long_value});
+  CHECK(small.counters().uncached == 1);
+  CHECK(small.counters().sets == 0);
+  CHECK(copy(small.Get(a)) == a_tags);
+  CHECK(small.counters().sets == 1);
+  CHECK(small.counters().bytes <= 300);
+}
+
 TEST_CASE("concentrator: exact hits, errors and top-level hits per key over several buckets") {
   Concentrator c(Config(), kBase);
   for (int i = 0; i < 3; ++i) {
@@ -616,6 +749,114 @@ TEST_CASE("concentrator: the key covers synthetics, gRPC, HTTP method/endpoint, 
   auto o = off.Flush(kBase, true);
   REQUIRE(o.stats[0].stats[0].stats.size() == 1);
   CHECK(o.stats[0].stats[0].stats[0].hits == 2);
+}
+
+TEST_CASE("concentrator: recent groups are found again exactly (memo), across chunks, buckets and flushes") {
+  // Resources of the same length sharing their first and last 8 bytes land in the same memo slot
+  // whenever the rest of the key does: only a full comparison tells them apart.
+  const std::string select_a = "SELECT a, b FROM orders WHERE id = ?";
+  const std::string select_b = "SELECT a, b FROM orderz WHERE id = ?";
+  REQUIRE(select_a.size() == select_b.size());
+  auto sql = [](const std::string& resource, std::string_view status, int64_t end) {
+    SpanSpec s;
+    s.service = "db";
+    s.resource = resource;
+    s.top_level = false;
+    s.measured = true;
+    s.start = kBase + end - s.duration;
+    s.meta = {{"http.status_code", std::string(status)}};
+    return MakeSpan(s);
+  };
+  Concentrator c(Config(), kBase);
+  TraceChunk chunk;
+  // Alternating groups; the same resource with another status code is another group.
+  for (int i = 0; i < 4; ++i) {
+    chunk.spans.push_back(sql(select_a, "200", kSec));
+    chunk.spans.push_back(sql(select_b, "200", kSec));
+    chunk.spans.push_back(sql(select_a, "500", kSec));
+  }
+  // The same keys ending in the next bucket are other groups.
+  chunk.spans.push_back(sql(select_a, "200", 11 * kSec));
+  chunk.spans.push_back(sql(select_a, "200", 11 * kSec));
+  chunk.spans.push_back(sql(select_a, "200", kSec));
+  c.AddChunk(Info(), chunk, nullptr);
+  // A second chunk (another payload key in between moves nothing it relies on).
+  c.AddChunk(Info("staging"), chunk, nullptr);
+  c.AddChunk(Info(), chunk, nullptr);
+  CHECK(c.counters().spans_counted == 3 * chunk.spans.size());
+
+  auto count = [](const StatsPayload& p, std::string_view env, int64_t bucket, const std::string& resource,
+                  uint32_t status) -> uint64_t {
+    for (const auto& cp : p.stats) {
+      if (cp.env != env) continue;
+      for (const auto& b : cp.stats) {
+        if (static_cast<int64_t>(b.start) != bucket) continue;
+        for (const auto& g : b.stats) {
+          if (g.resource == resource && g.http_status_code == status) return g.hits;
+        }
+      }
+    }
+    return 0;
+  };
+  StatsPayload out = c.Flush(kBase + 30 * kSec, true);
+  for (std::string_view env : {"prod", "staging"}) {
+    const uint64_t times = env == "prod" ? 2 : 1;
+    CHECK(count(out, env, kBase, select_a, 200) == 5 * times);
+    CHECK(count(out, env, kBase, select_b, 200) == 4 * times);
+    CHECK(count(out, env, kBase, select_a, 500) == 4 * times);
+    CHECK(count(out, env, kBase + 10 * kSec, select_a, 200) == 2 * times);
+  }
+  CHECK(c.counters().live_groups == 0);
+
+  // After a flush the same keys start new groups: nothing is counted into the flushed ones.
+  TraceChunk again;
+  again.spans = {sql(select_b, "200", 41 * kSec), sql(select_b, "200", 41 * kSec)};
+  c.AddChunk(Info(), again, nullptr);
+  StatsPayload next = c.Flush(kBase + 60 * kSec, true);
+  CHECK(count(next, "prod", kBase + 40 * kSec, select_b, 200) == 2);
+  CHECK(c.counters().groups_flushed == 8 + 1);
+}
+
+TEST_CASE("concentrator: peer tags past the set cache's bound make the same groups, counted") {
+  auto run = [](size_t max_sets) {
+    auto cfg = Config();
+    cfg.peer_tag_sets.max_sets = max_sets;
+    Concentrator c(cfg, kBase);
+    for (int round = 0; round < 3; ++round) {
+      TraceChunk chunk;
+      for (std::string peer : {"a", "b", "c", "10.0.0.1", "10.0.0.2"}) {
+        SpanSpec s;
+        s.top_level = false;
+        s.meta = {{"peer.service", peer}, {"span.kind", "client"}, {"db.system", "pg"}};
+        if (round == 1) std::reverse(s.meta.begin(), s.meta.end());
+        chunk.spans.push_back(MakeSpan(s));
+      }
+      c.AddChunk(Info(), chunk, nullptr);
+    }
+    auto counters = c.counters().peer_tag_sets;
+    std::map<std::vector<std::string>, uint64_t> hits;
+    const StatsPayload out = c.Flush(kBase, true);
+    for (const auto& g : out.stats.at(0).stats.at(0).stats) hits[g.peer_tags] += g.hits;
+    return std::make_tuple(hits, counters, c.counters().peer_tag_sets);
+  };
+  const auto [cached, cached_counters, cached_after] = run(4096);
+  const auto [bounded, bounded_counters, bounded_after] = run(2);
+  const std::map<std::vector<std::string>, uint64_t> want = {
+      {std::vector<std::string>{"db.system:pg", "peer.service:a"}, 3},
+      {std::vector<std::string>{"db.system:pg", "peer.service:b"}, 3},
+      {std::vector<std::string>{"db.system:pg", "peer.service:c"}, 3},
+      {std::vector<std::string>{"db.system:pg", "peer.service:blocked-ip-address"}, 6}};
+  CHECK(cached == want);
+  CHECK(bounded == want);
+  CHECK(cached_counters.misses == 5);
+  CHECK(cached_counters.hits == 10);
+  CHECK(cached_counters.uncached == 0);
+  CHECK(cached_after.resets == 0);  // the flush keeps a cache that never filled
+  CHECK(bounded_counters.misses == 2);
+  CHECK(bounded_counters.hits == 4);
+  CHECK(bounded_counters.uncached == 9);
+  CHECK(bounded_after.resets == 1);  // and empties one that did
+  CHECK(bounded_after.sets == 0);
 }
 
 TEST_CASE("concentrator: weights from _sample_rate, payload keys, defaults and container tags") {
