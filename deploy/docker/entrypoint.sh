@@ -14,7 +14,8 @@
 # `init: true` / --init so a PID 1 reaps children).
 set -euo pipefail
 
-bin=/opt/dogwatch/bin
+# DOGWATCH_BIN_DIR: only for running this script outside the image (tests/deploy/entrypoint_test.sh).
+bin=${DOGWATCH_BIN_DIR:-/opt/dogwatch/bin}
 run_dir=${DOGWATCH_RUN_DIR:-/var/run/dogwatch}
 
 # GET http://127.0.0.1:PORT/PATH with bash's /dev/tcp (the image carries no HTTP client) and
@@ -42,11 +43,14 @@ health() {
     process-agent)
       # Healthy when the core lists a process-agent component in state running: the sub-agent
       # reached the core over IPC and reports to it. `status --json` prints one key per line;
-      # the component's "state" follows its "name".
-      local state
-      state=$("$bin/agent" status --json | awk '
+      # the component's "state" follows its "name". The status is read whole before it is
+      # searched: piped into an awk that stops at the match, `agent` was killed by SIGPIPE as soon
+      # as the status outgrew the pipe, and pipefail turned that into a silent failed check.
+      local status state
+      status=$("$bin/agent" status --json) || { echo "process-agent: agent status failed" >&2; exit 1; }
+      state=$(awk '
         /"name": "process-agent"/ { found = 1 }
-        found && /"state":/ { gsub(/[",]/, "", $2); print $2; exit }')
+        found && /"state":/ { gsub(/[",]/, "", $2); print $2; exit }' <<<"$status")
       [[ $state == running ]] || { echo "process-agent: core reports state '${state:-absent}'" >&2; exit 1; }
       ;;
     system-probe)

@@ -5,3 +5,9 @@
 add_test(NAME deploy_compose_stack
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/compose_test.sh ${PROJECT_BINARY_DIR})
 set_tests_properties(deploy_compose_stack PROPERTIES LABELS deploy TIMEOUT 900 RUN_SERIAL TRUE)
+
+# The image entrypoint's health checks, run outside a container against a real suite from this
+# build directory (tests/deploy/entrypoint_test.sh): no podman needed.
+add_test(NAME deploy_entrypoint_health
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/entrypoint_test.sh ${PROJECT_BINARY_DIR})
+set_tests_properties(deploy_entrypoint_health PROPERTIES LABELS deploy TIMEOUT 300)
