@@ -240,14 +240,17 @@ static __always_inline int read_tuple(const struct sock* sk, const struct dw_con
   return 0;
 }
 
-static __always_inline void read_tcp_health(const struct sock* sk, struct dw_conn_stats* s) {
-  struct tcp_sock* tp = bpf_skc_to_tcp_sock((void*)sk);
-  if (!tp) return;
+static __always_inline void copy_tcp_health(const struct tcp_sock* tp, struct dw_conn_stats* s) {
   s->rtt_us = tp->srtt_us >> 3;     /* srtt is stored << 3 */
   s->rtt_var_us = tp->mdev_us >> 2; /* mdev is stored << 2 */
   s->retransmits = tp->total_retrans;
   s->packets_sent = tp->segs_out;
   s->packets_received = tp->segs_in;
+}
+
+static __always_inline void read_tcp_health(const struct sock* sk, struct dw_conn_stats* s) {
+  struct tcp_sock* tp = bpf_skc_to_tcp_sock((void*)sk);
+  if (tp) copy_tcp_health(tp, s);
 }
 
 /* Application bytes a TCP socket has had written into it (send, sendfile, splice) since it was
@@ -375,13 +378,14 @@ static __always_inline void account_tcp_io(const struct sock* sk, int bytes, int
   set_process(&io->pid, io->comm);
 }
 
-/* Folds a TCP socket's totals into its record: at each user-space scan (dw_sync_tcp_io) and at
- * close (`state`: the state the socket is leaving). Totals are computed, not added, and only
- * ever raised, so folding twice is harmless and a read racing an ACK is corrected later. */
+/* Folds a TCP socket's totals and health into its record: at each user-space scan (dw_sync_tcp_io)
+ * and at close (`state`: the state the socket is leaving). Totals are computed, not added, and
+ * only ever raised, so folding twice is harmless and a read racing an ACK is corrected later. */
 static __always_inline void fold_tcp_io(const struct dw_sock_io* io, const struct sock* sk, int state,
                                         struct dw_conn_stats* s) {
   struct tcp_sock* tp = bpf_skc_to_tcp_sock((void*)sk);
   if (!tp) return;
+  copy_tcp_health(tp, s);
   __u64 written = tcp_bytes_written(tp, state), read = tcp_bytes_read(tp, state);
   __u64 sent = written > io->base_written ? written - io->base_written : 0;
   __u64 received = read > io->base_read ? read - io->base_read : 0;
@@ -547,14 +551,13 @@ int BPF_PROG(dw_inet_sock_set_state, const struct sock* sk, const int oldstate, 
     if (s->lport == 0) s->lport = local_port(sk);
     /* The local address is final now, for either family. */
     read_local_addr(sk, s->family, s->laddr);
-    read_tcp_health(sk, s);
-    if (tcp_io_in_sk_storage) {
-      struct dw_sock_io* io = bpf_sk_storage_get(&tcp_io, (void*)sk, 0, 0);
-      if (io) {
-        fold_tcp_io(io, sk, oldstate, s); /* the local port and health were read just above */
-        /* A socket connected again after this close starts a new record from zero. */
-        bpf_sk_storage_delete(&tcp_io, (void*)sk);
-      }
+    struct dw_sock_io* io = tcp_io_in_sk_storage ? bpf_sk_storage_get(&tcp_io, (void*)sk, 0, 0) : 0;
+    if (io) {
+      fold_tcp_io(io, sk, oldstate, s);
+      /* A socket connected again after this close starts a new record from zero. */
+      bpf_sk_storage_delete(&tcp_io, (void*)sk);
+    } else {
+      read_tcp_health(sk, s);
     }
     if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV) {
       int err = sk->sk_err;
@@ -596,7 +599,6 @@ int dw_sync_tcp_io(struct bpf_iter__bpf_sk_storage_map* ctx) {
   if (!s) return 0;
   fold_tcp_io(io, sk, sk->__sk_common.skc_state, s);
   if (s->lport == 0) s->lport = local_port(sk); /* connect() had not picked it yet at SYN_SENT */
-  read_tcp_health(sk, s);
   return 0;
 }
 

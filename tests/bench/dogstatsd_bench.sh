@@ -52,8 +52,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-free_tcp_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source tests/support/ports.sh
 hz=$(getconf CLK_TCK)
 # The kernel receive buffer a UDP port really got (ss skmem "rb"), to compare the two receivers.
 udp_rcvbuf() { ss -u -a -m -n "sport = :$1" 2>/dev/null | grep -o 'rb[0-9]*' | head -1 | tr -d rb; }
@@ -66,7 +65,7 @@ udp_drops() {
 }
 
 # ---- dogwatch --------------------------------------------------------------------------------
-dsd_port=$(free_port)
+dsd_port=$(free_udp_port)
 if [[ $run_dogwatch == 1 ]]; then
 cat >"$dir/dw.yaml" <<YAML
 run_path: $dir/run
@@ -124,7 +123,7 @@ if [[ $run_peer == 1 ]]; then
   if [[ ! -f $peers/node_modules/statsd/stats.js ]]; then
     (cd "$peers" && npm ci --omit=optional --no-audit --no-fund >/dev/null)
   fi
-  peer_port=$(free_port)
+  peer_port=$(free_udp_port)
   peer_mgmt=$(free_tcp_port)
   sed -e "s#@PEERS@#$root/$peers#g" -e "s/@PORT@/$peer_port/" -e "s/@MGMT_PORT@/$peer_mgmt/" \
     -e "s/@RCVBUF@/$rcvbuf/" "$peers/statsd_config.js.in" >"$dir/statsd_config.js"

@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-5}
 dir=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+source tests/support/ports.sh
+port=$(free_udp_port)
 cat > "$dir/c.yaml" <<YAML
 run_path: $dir
 agent_ipc:

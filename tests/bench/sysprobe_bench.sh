@@ -74,7 +74,7 @@ printf 'phase\tround\tmode\tmetric\tvalue\n' >"$results"
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"; }
 hz=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-free_tcp_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source tests/support/ports.sh
 
 # ---- system-probe ---------------------------------------------------------------------------------
 write_config() {

@@ -14,6 +14,7 @@
 #   same interference from whatever else runs on the machine; prints each round's figures and ratio.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source tests/support/ports.sh
 seconds=${1:-10}
 hz=$(getconf CLK_TCK)
 agents=()
@@ -30,7 +31,7 @@ start_suite() {
   local bin_dir=$1 dir port agent
   dir=$(mktemp -d)
   dirs+=("$dir")
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_tcp_port)
   cat >"$dir/dw.yaml" <<YAML
 run_path: $dir
 log_level: warn

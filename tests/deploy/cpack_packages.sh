@@ -14,10 +14,7 @@ build=${1:?usage: cpack_packages.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
 source_dir=$(cd "$here/../.." && pwd)
 
-for tool in cpack dpkg-shlibdeps rpmbuild flock; do
-  command -v "$tool" >/dev/null ||
-    fail "$tool not found: install scripts/deps.d/packaging.txt (scripts/install-deps.sh)"
-done
+require_tools cpack dpkg-shlibdeps rpmbuild flock
 require_built "$build" "${dogwatch_agents[@]}"
 [[ -f $build/CPackConfig.cmake ]] || fail "no $build/CPackConfig.cmake (is cmake/Packaging.cmake included?)"
 

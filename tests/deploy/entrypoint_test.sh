@@ -31,8 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-apm_port=$(free_port)
+source "$here/../support/ports.sh"
+apm_port=$(free_tcp_port)
 
 # start_core SUPERVISE: the core on private sockets, supervising the sub-agents or not.
 start_core() {

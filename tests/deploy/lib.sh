@@ -23,6 +23,14 @@ locked() {  # command... : run it under the build lock
 # The four executables every package, unit and image is made of.
 dogwatch_agents=(agent trace-agent process-agent system-probe)
 
+require_tools() {  # tool... : each must be on PATH; packaging.txt is where the deploy tools come from
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null ||
+      fail "$tool not found: install scripts/deps.d/packaging.txt (scripts/install-deps.sh)"
+  done
+}
+
 require_built() {  # build_dir executable... : each must be in build_dir/bin already
   local dir=$1 bin
   shift

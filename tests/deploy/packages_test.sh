@@ -20,10 +20,7 @@ build=${1:?usage: packages_test.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
 source_dir=$(cd "$here/../.." && pwd)
 
-for tool in dpkg-deb dpkg-shlibdeps lintian rpmbuild rpm rpmlint objdump; do
-  command -v "$tool" >/dev/null ||
-    fail "$tool not found: install scripts/deps.d/packaging.txt (scripts/install-deps.sh)"
-done
+require_tools dpkg-deb dpkg-shlibdeps lintian rpmbuild rpm rpmlint objdump
 bins=("${dogwatch_agents[@]}")
 require_built "$build" "${bins[@]}"
 version=$(sed -nE 's/^set\(CPACK_PACKAGE_VERSION "([^"]+)"\)/\1/p' "$build/CPackConfig.cmake")

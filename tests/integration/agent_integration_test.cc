@@ -518,13 +518,8 @@ TEST_CASE("status answers while every sub-agent's config stream and every reply 
   std::this_thread::sleep_for(1500ms);  // let all four reach the wait
   // The health check's own calls, repeated while those are held: each must be served.
   for (int i = 0; i < 5; ++i) {
-    auto status_stub = Stub(setup.socket);
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + 3s);
-    dogwatch::core::StatusResponse response;
-    grpc::Status status = status_stub->GetStatus(&context, dogwatch::core::StatusRequest(), &response);
-    INFO("GetStatus #" << i << ": " << status.error_message());
-    CHECK(status.ok());
+    INFO("call #" << i);
+    (void)GetStatus(setup.socket);  // REQUIREs an OK answer
     CHECK(CoreUp(setup.socket));
   }
   CHECK(parked_done.load() == 0);  // the calls above really ran while all four were parked

@@ -155,18 +155,6 @@ bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds t
   return condition();
 }
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 LoopbackListener ListenOnLoopback(int backlog) {
   LoopbackListener listener;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -181,6 +169,12 @@ LoopbackListener ListenOnLoopback(int backlog) {
   }
   listener.fd = fd;
   return listener;
+}
+
+int FreePort() {
+  LoopbackListener listener = ListenOnLoopback(1);
+  if (listener.fd >= 0) close(listener.fd);
+  return listener.port();
 }
 
 namespace {

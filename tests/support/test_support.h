@@ -1,8 +1,7 @@
 #pragma once
-
-#include <netinet/in.h>
 // Helpers for integration tests that drive the real dogwatch executables.
 
+#include <netinet/in.h>
 #include <sys/types.h>
 
 #include <chrono>

@@ -26,32 +26,32 @@ uint8_t HexValue(uint8_t c) {
   return c - 'A' + 10;
 }
 
+// RFC 3986's sub-delims, which net/url lets a host carry and leaves alone in every encoded component.
+constexpr bool IsSubDelim(uint8_t c) {
+  switch (c) {
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '+':
+    case ',':
+    case ';':
+    case '=':
+      return true;
+    default:
+      return false;
+  }
+}
+
 // RFC 3986 as net/url applies it: which bytes must be percent-encoded in each component.
 constexpr bool ShouldEscape(uint8_t c, Mode mode) {
   if (IsAlnum(c)) return false;
-  if (mode == Mode::kHost) {
-    switch (c) {
-      case '!':
-      case '$':
-      case '&':
-      case '\'':
-      case '(':
-      case ')':
-      case '*':
-      case '+':
-      case ',':
-      case ';':
-      case '=':
-      case ':':
-      case '[':
-      case ']':
-      case '<':
-      case '>':
-      case '"':
-        return false;
-      default:
-        break;
-    }
+  if (mode == Mode::kHost &&
+      (IsSubDelim(c) || c == ':' || c == '[' || c == ']' || c == '<' || c == '>' || c == '"')) {
+    return false;
   }
   switch (c) {
     case '-':
@@ -134,27 +134,8 @@ void Escape(std::string_view text, Mode mode, std::string* out) {
 // Whether byte `c` of a component can be printed as is (net/url's validEncoded: the sub-delims, ':',
 // '@', '[', ']' and '%', whose escapes are left alone, plus what the component need not escape).
 constexpr bool ValidEncodedByte(uint8_t c, Mode mode) {
-  switch (c) {
-    case '!':
-    case '$':
-    case '&':
-    case '\'':
-    case '(':
-    case ')':
-    case '*':
-    case '+':
-    case ',':
-    case ';':
-    case '=':
-    case ':':
-    case '@':
-    case '[':
-    case ']':
-    case '%':
-      return true;
-    default:
-      return !ShouldEscape(c, mode);
-  }
+  if (IsSubDelim(c) || c == ':' || c == '@' || c == '[' || c == ']' || c == '%') return true;
+  return !ShouldEscape(c, mode);
 }
 
 // Whether `text` can be printed as is (only characters the component allows, escapes left alone).
@@ -177,24 +158,13 @@ bool ValidOptionalPort(std::string_view port) {
 bool ValidUserinfo(std::string_view userinfo) {
   for (char ch : userinfo) {
     const auto c = static_cast<uint8_t>(ch);
-    if (IsAlnum(c)) continue;
+    if (IsAlnum(c) || IsSubDelim(c)) continue;
     switch (c) {
       case '-':
       case '.':
       case '_':
       case ':':
       case '~':
-      case '!':
-      case '$':
-      case '&':
-      case '\'':
-      case '(':
-      case ')':
-      case '*':
-      case '+':
-      case ',':
-      case ';':
-      case '=':
       case '%':
       case '@':
         continue;
