@@ -6,11 +6,14 @@
 #include <linux/capability.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/config/config.h"
 #include "common/ipc/grpc_server.h"
 #include "common/ipc/unix_socket.h"
@@ -167,22 +170,28 @@ int main(int argc, char** argv) {
         static_cast<uint32_t>(config->GetInt("system_probe_config.max_tracked_connections"));
     options.loader.collect_dns = config->GetBool("system_probe_config.collect_dns_stats");
     options.loader.btf_path = config->GetString("system_probe_config.btf_path");
-    const std::string backend = config->GetString("network_config.tracer_backend");
-    if (backend != "auto" && backend != "tracepoint" && backend != "fexit") {
-      std::fprintf(
-          stderr, "system-probe: network_config.tracer_backend must be auto, tracepoint or fexit, not '%s'\n",
-          backend.c_str());
-      return 1;
+    // Each of these picks among fixed values; "auto" leaves the choice to the loader ("").
+    struct Choice {
+      const char* key;
+      std::vector<std::string> allowed;
+      std::string* out;
+    };
+    for (const Choice& choice : {
+             Choice{"network_config.tracer_backend",
+                    {"auto", "tracepoint", "fexit"},
+                    &options.loader.forced_backend},
+             Choice{"network_config.tcp_counters", {"auto", "storage", "map"}, &options.loader.tcp_counters},
+             Choice{
+                 "network_config.io_accounting", {"auto", "packets", "calls"}, &options.loader.io_accounting},
+         }) {
+      const std::string value = config->GetString(choice.key);
+      if (std::find(choice.allowed.begin(), choice.allowed.end(), value) == choice.allowed.end()) {
+        std::fprintf(stderr, "system-probe: %s must be %s, not '%s'\n", choice.key,
+                     absl::StrJoin(choice.allowed, ", ").c_str(), value.c_str());
+        return 1;
+      }
+      *choice.out = value == "auto" ? "" : value;
     }
-    options.loader.forced_backend = backend == "auto" ? "" : backend;
-    const std::string tcp_counters = config->GetString("network_config.tcp_counters");
-    if (tcp_counters != "auto" && tcp_counters != "storage" && tcp_counters != "map") {
-      std::fprintf(stderr,
-                   "system-probe: network_config.tcp_counters must be auto, storage or map, not '%s'\n",
-                   tcp_counters.c_str());
-      return 1;
-    }
-    options.loader.tcp_counters = tcp_counters == "auto" ? "" : tcp_counters;
     options.limits.max_closed_per_client =
         static_cast<size_t>(config->GetInt("system_probe_config.max_connection_state_buffered"));
     options.limits.max_dns_per_client =
@@ -197,9 +206,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     tracer = *std::move(started);
-    logger->info("network tracer: backend {}, TCP counters in {} ({} programs attached)",
-                 tracer->probe().backend(), tracer->probe().tcp_counters(),
-                 tracer->probe().attached().size());
+    logger->info("network tracer: backend {}, counting {} ({} programs attached)", tracer->probe().backend(),
+                 tracer->probe().io_accounting(), tracer->probe().attached().size());
     for (const auto& note : tracer->probe().notes()) logger->info("network tracer: {}", note);
   }
 

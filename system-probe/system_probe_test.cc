@@ -45,7 +45,8 @@ using namespace std::chrono_literals;
 
 class SystemProbeUnderTest {
  public:
-  explicit SystemProbeUnderTest(std::map<std::string, std::string> env = {}) {
+  using Env = std::map<std::string, std::string>;
+  explicit SystemProbeUnderTest(Env env = {}) {
     config_ = dir_.Write("system-probe.yaml", "system_probe_config:\n  enabled: true\n  sysprobe_socket: " +
                                                   dir_.File("sysprobe.sock") +
                                                   "\nnetwork_config:\n  enabled: true\nlog_level: info\n");
@@ -351,8 +352,19 @@ uint32_t OwnNetns() {
 
 // ---- tests -------------------------------------------------------------------------------------
 
+// Both ways of counting socket I/O: from packets and socket state (the default where the kernel
+// allows it, this one) and per call (the tracepoint backend's length hooks: older kernels).
+SystemProbeUnderTest::Env IoAccounting(const std::string& mode) {
+  return {{"DD_NETWORK_CONFIG_IO_ACCOUNTING", mode}};
+}
+
 TEST_CASE("TCP over IPv4 and IPv6: exact bytes both ways, PIDs, directions, closes") {
-  SystemProbeUnderTest probe;
+  const std::string mode = GENERATE(as<std::string>{}, "packets", "calls");
+  INFO("network_config.io_accounting: " << mode);
+  SystemProbeUnderTest probe(IoAccounting(mode));
+  SysprobeHealthResponse health;
+  REQUIRE(probe.Health(&health).ok());
+  CHECK(health.counters().at("io_from_packets") == (mode == "packets" ? 1 : 0));
   probe.Poll("test");  // register before the traffic
   const TcpResult v4 = TcpTransfer(kV4, 1234567, 765431);
   const TcpResult v6 = TcpTransfer(kV6, 333333, 4444444);
@@ -558,7 +570,9 @@ TEST_CASE("TCP bytes moved by splice() and sendfile() are counted exactly") {
 
 // 10 requests of 1000 bytes, 10 replies of 321, from a connected or an unconnected client.
 void UdpExchange(const Endpoint& e, bool connected) {
-  SystemProbeUnderTest probe;
+  const std::string mode = GENERATE(as<std::string>{}, "packets", "calls");
+  INFO("network_config.io_accounting: " << mode);
+  SystemProbeUnderTest probe(IoAccounting(mode));
   probe.Poll("test");
   const uint16_t server_port = FreeUdpPort(e);
   int server = Listen(e, SOCK_DGRAM, server_port);
@@ -627,6 +641,188 @@ TEST_CASE("UDP over IPv4 from a connected client: exact bytes and packets both w
 }
 TEST_CASE("UDP over IPv4 from an unconnected client: per-peer flows") { UdpExchange(kV4, false); }
 TEST_CASE("UDP over IPv6 from an unconnected client: per-peer flows") { UdpExchange(kV6, false); }
+
+// Counting from packets, nothing runs on a send or receive: a connection older than system-probe
+// is found by the scan of open sockets at start, and an accepted socket's process is its
+// listener's until a scan finds who holds it (a prefork server's worker) or it closes.
+TEST_CASE("a TCP connection older than system-probe counts from its start, exactly") {
+  const std::string mode = GENERATE(as<std::string>{}, "packets", "calls");
+  INFO("network_config.io_accounting: " << mode);
+  const TcpPair pair = ConnectTcpPair(kV4);
+  REQUIRE(SendAll(pair.client, 5000, 'x'));  // before system-probe: not counted
+  REQUIRE(ReceiveExactly(pair.server, 5000) == 5000);
+  SystemProbeUnderTest probe(IoAccounting(mode));
+  if (mode == "packets") {
+    // Both ends were adopted by the scan at start (other sockets on the machine may be too).
+    SysprobeHealthResponse health;
+    REQUIRE(probe.Health(&health).ok());
+    CHECK(health.counters().at("kernel_tcp_adopted_by_scan") >= 2);
+  }
+  probe.Poll("old");
+  REQUIRE(SendAll(pair.client, 12345, 'a'));
+  REQUIRE(ReceiveExactly(pair.server, 12345) == 12345);
+  REQUIRE(SendAll(pair.server, 54321, 'b'));
+  REQUIRE(ReceiveExactly(pair.client, 54321) == 54321);
+  close(pair.client);
+  close(pair.server);
+  close(pair.listener);
+  auto flows = PollUntilClosed(probe, "old",
+                               {{CONNECTION_TYPE_TCP, pair.client_port, pair.server_port},
+                                {CONNECTION_TYPE_TCP, pair.server_port, pair.client_port}});
+  const FlowTotals &client = flows[0], &server = flows[1];
+  REQUIRE(client.seen);
+  REQUIRE(server.seen);
+  CHECK(client.sent == 12345);
+  CHECK(client.received == 54321);
+  CHECK(server.sent == 54321);
+  CHECK(server.received == 12345);
+  CHECK(client.pid == getpid());
+  CHECK(server.pid == getpid());
+  CHECK(client.closed == 1);
+  CHECK(server.closed == 1);
+}
+
+TEST_CASE("a socket accepted by a forked worker is the worker's while open and at close") {
+  SystemProbeUnderTest probe(IoAccounting("packets"));
+  probe.Poll("prefork");
+  const int listener = Listen(kV4, SOCK_STREAM);  // listened on by this process
+  const uint16_t server_port = LocalPort(listener);
+  int ready[2], done[2];
+  REQUIRE(pipe(ready) == 0);
+  REQUIRE(pipe(done) == 0);
+  const pid_t worker = fork();
+  REQUIRE(worker >= 0);
+  if (worker == 0) {
+    // The worker accepts, reads the request, answers, says so, then waits to be told to close.
+    // Plain system calls on stack buffers only: the test process has other threads.
+    int conn = accept(listener, nullptr, nullptr);
+    if (conn < 0) _exit(1);
+    char buffer[1024];
+    size_t got = 0;
+    while (got < 777) {
+      ssize_t n = recv(conn, buffer, sizeof(buffer), 0);
+      if (n <= 0) _exit(2);
+      got += static_cast<size_t>(n);
+    }
+    std::memset(buffer, 'w', sizeof(buffer));
+    if (send(conn, buffer, 888, MSG_NOSIGNAL) != 888) _exit(3);
+    char byte = 1;
+    if (write(ready[1], &byte, 1) != 1) _exit(4);
+    if (read(done[0], &byte, 1) != 1) _exit(5);
+    close(conn);
+    _exit(0);
+  }
+  int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  socklen_t len;
+  auto addr = Address(kV4, server_port, &len);
+  REQUIRE(connect(client, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+  const uint16_t client_port = LocalPort(client);
+  REQUIRE(SendAll(client, 777, 'c'));
+  REQUIRE(ReceiveExactly(client, 888) == 888);
+  char byte = 0;
+  REQUIRE(read(ready[0], &byte, 1) == 1);
+
+  // Deltas: every poll's share of each flow is summed, open and closed.
+  const std::vector<FlowFilter> filters = {{CONNECTION_TYPE_TCP, server_port, client_port},
+                                           {CONNECTION_TYPE_TCP, client_port, server_port}};
+  std::vector<FlowTotals> flows(2);
+  WaitFor(
+      [&] {
+        auto response = probe.Poll("prefork");
+        for (size_t i = 0; i < filters.size(); ++i) Accumulate(response, filters[i], &flows[i]);
+        return flows[0].received == 777 && flows[0].sent == 888;
+      },
+      10s);
+  CHECK(flows[0].received == 777);
+  CHECK(flows[0].sent == 888);
+  CHECK(flows[0].pid == worker);  // not the listener's process
+  CHECK(flows[0].closed == 0);
+
+  byte = 1;
+  REQUIRE(write(done[1], &byte, 1) == 1);
+  int status = 0;
+  REQUIRE(waitpid(worker, &status, 0) == worker);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  close(client);
+  close(listener);
+  for (int fd : {ready[0], ready[1], done[0], done[1]}) close(fd);
+  WaitFor(
+      [&] {
+        auto response = probe.Poll("prefork");
+        for (size_t i = 0; i < filters.size(); ++i) Accumulate(response, filters[i], &flows[i]);
+        return flows[0].closed > 0 && flows[1].closed > 0;
+      },
+      15s);
+  CHECK(flows[0].closed == 1);
+  CHECK(flows[0].pid == worker);
+  CHECK(flows[0].received == 777);
+  CHECK(flows[0].sent == 888);
+  CHECK(flows[1].closed == 1);
+  CHECK(flows[1].pid == getpid());
+  CHECK(flows[1].sent == 777);
+  CHECK(flows[1].received == 888);
+}
+
+TEST_CASE("a UDP server that only receives is named from its bind") {
+  const std::string mode = GENERATE(as<std::string>{}, "packets", "calls");
+  INFO("network_config.io_accounting: " << mode);
+  SystemProbeUnderTest probe(IoAccounting(mode));
+  probe.Poll("udp-rx");
+  const uint16_t server_port = FreeUdpPort(kV4);
+  int ready[2];
+  REQUIRE(pipe(ready) == 0);
+  const pid_t server = fork();
+  REQUIRE(server >= 0);
+  if (server == 0) {
+    // Plain system calls on stack buffers only: the test process has other threads.
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    socklen_t len;
+    auto addr = Address(kV4, server_port, &len);
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) _exit(1);
+    char byte = 1;
+    if (write(ready[1], &byte, 1) != 1) _exit(1);
+    char buffer[2048];
+    for (int i = 0; i < 5; ++i) {
+      // With the peer's address: per call, that is where the peer of an unconnected socket comes from.
+      sockaddr_storage peer{};
+      socklen_t peer_len = sizeof(peer);
+      if (recvfrom(fd, buffer, sizeof(buffer), 0, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 200 + i)
+        _exit(2);
+    }
+    close(fd);
+    _exit(0);
+  }
+  char byte = 0;
+  REQUIRE(read(ready[0], &byte, 1) == 1);
+  int client = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  socklen_t len;
+  auto addr = Address(kV4, server_port, &len);
+  std::vector<char> datagram(300, 'u');
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(sendto(client, datagram.data(), 200 + i, 0, reinterpret_cast<sockaddr*>(&addr), len) == 200 + i);
+  }
+  const uint16_t client_port = LocalPort(client);
+  int status = 0;
+  REQUIRE(waitpid(server, &status, 0) == server);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  close(client);
+  close(ready[0]);
+  close(ready[1]);
+  auto flows = PollUntilClosed(
+      probe, "udp-rx",
+      {{CONNECTION_TYPE_UDP, server_port, client_port}, {CONNECTION_TYPE_UDP, client_port, server_port}});
+  CHECK(flows[0].received == 200 + 201 + 202 + 203 + 204);
+  CHECK(flows[0].packets_received == 5);
+  CHECK(flows[0].sent == 0);
+  CHECK(flows[0].pid == server);
+  CHECK(flows[0].direction == DIRECTION_INCOMING);
+  CHECK(flows[1].sent == 200 + 201 + 202 + 203 + 204);
+  CHECK(flows[1].packets_sent == 5);
+  CHECK(flows[1].pid == getpid());
+  CHECK(flows[1].direction == DIRECTION_OUTGOING);
+}
 
 TEST_CASE("a connection inside a network namespace the test creates carries that namespace") {
   SystemProbeUnderTest probe;

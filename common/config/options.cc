@@ -349,6 +349,12 @@ std::vector<Option> AllOptions() {
           "sendfile included) and costs each send and receive a pointer off the socket and a PID "
           "compare; map adds each call's bytes after looking the connection up (the only way before "
           "kernel 5.11; splice is not seen)."),
+      Str("network_config.io_accounting", "auto",
+          "auto (packets when the kernel allows it), packets or calls: whether socket I/O is counted "
+          "without a hook on each send and receive. packets: TCP bytes from the kernel's tcp_sock "
+          "totals, processes from connect, listen, close and a scan of open sockets at each poll, UDP "
+          "from the packet hooks (kernel 6.2+, cgroup2); calls: a hook on every socket send and receive "
+          "(the tracepoint or fexit backend), which costs more per message on a busy connection."),
       Int("system_probe_config.max_tracked_connections", 65536, 1024, 4194304,
           "Connections the kernel map tracks at once; new ones beyond it are counted and not tracked."),
       Int("system_probe_config.max_connection_state_buffered", 75000, 100, 10000000,

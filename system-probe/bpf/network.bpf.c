@@ -4,11 +4,19 @@
  *
  * Two backends share this object and one map/event layout (network_types.h); the loader picks by
  * loading (see tracer/loader.cc):
- *   - "tracepoint": tp_btf sock_send_length / sock_recv_length (kernel 6.3+; run in the caller's
- *     context, so the PID is right and the byte count is the application's), tp_btf
- *     inet_sock_set_state and tcp_retransmit_skb, cgroup sock hooks on the cgroup2 root for UDP
- *     peers, binds and socket release, cgroup_skb for DNS. Works without kprobes or fentry.
- *   - "fexit": the same accounting from fexit on tcp_sendmsg/tcp_recvmsg/udp(v6)_sendmsg/
+ *   - "tracepoint": tp_btf inet_sock_set_state and tcp_retransmit_skb, cgroup sock hooks on the
+ *     cgroup2 root for binds and socket release, cgroup_skb for DNS. Works without kprobes or
+ *     fentry. Socket I/O is counted in one of two ways:
+ *       - from packets and socket state (count_from_packets): no hook on send or receive at all.
+ *         A TCP socket's bytes are the kernel's own tcp_sock totals, its process is recorded at
+ *         connect, listen (inherited by accepted sockets through a cloned socket storage), close,
+ *         and by a scan of every process's open sockets before each poll (iter/task_file), which
+ *         also adopts connections older than system-probe. UDP bytes, packets and peers come from
+ *         the cgroup_skb programs, which see every packet anyway for DNS.
+ *       - per call: tp_btf sock_send_length / sock_recv_length (kernel 6.3+; run in the caller's
+ *         context, so the PID is right and the byte count is the application's), with cgroup
+ *         sendmsg/recvmsg hooks for unconnected UDP peers.
+ *   - "fexit": the per-call accounting from fexit on tcp_sendmsg/tcp_recvmsg/udp(v6)_sendmsg/
  *     udp(v6)_recvmsg, for kernels with BPF trampolines but without the sock_*_length tracepoints.
  *     Everything else is shared with the tracepoint backend.
  */
@@ -42,6 +50,8 @@ const volatile __u8 collect_dns = 1;
  * key and a hash lookup. 0 (kernels without sk_storage in tracing programs, before 5.11): the
  * counters go straight into `conns`, as for UDP. */
 const volatile __u8 tcp_io_in_sk_storage = 1;
+/* 1: no per-call hooks are attached; see the header. Implies tcp_io_in_sk_storage. */
+const volatile __u8 count_from_packets = 0;
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -108,26 +118,58 @@ struct {
   __type(value, struct dw_dns_pending);
 } dns_scratch SEC(".maps");
 
+/* Where a socket storage's pid came from, weakest first: a later source replaces an earlier one
+ * of the same or lower rank only. */
+enum dw_pid_source {
+  DW_PID_NONE = 0,
+  DW_PID_INHERITED = 1, /* the listening socket's process, cloned into an accepted socket */
+  DW_PID_HOLDER = 2,    /* a process found holding the socket by the scan (dw_scan_task_sockets) */
+  DW_PID_CALLER = 3,    /* the process that called connect, send, receive or close on it */
+};
+
 /* A TCP socket's link to its record, in the socket itself: no lookup on the I/O path. The byte
  * counts are not kept here: the kernel already counts them in tcp_sock (tcp_bytes_written/_read
- * below), so a send or receive only has to name its process. The bases are those totals at the
- * moment the record's counters stood at zero. */
+ * below). The bases are those totals at the moment the record's counters stood at zero. */
 struct dw_sock_io {
-  struct dw_conn_key key; /* the `conns` record they belong to */
+  struct dw_conn_key key; /* the `conns` record they belong to, once `linked` */
   __u64 base_written;
   __u64 base_read;
-  __u32 pid; /* the last process that did I/O on it */
+  __u32 pid; /* the process using it (see pid_source) */
+  __u8 pid_source;
+  __u8 linked; /* key and bases are set: 0 on a listener and on a socket not established yet */
+  __u16 pad0;
+  char comm[DW_COMM_LEN];
+};
+/* Bounded by the sockets themselves: one value per TCP socket that has a `conns` record (and, when
+ * counting from packets, per listening or connecting socket), freed with the socket or at its
+ * close. BPF_F_CLONE copies a listener's value, its process, into each socket it accepts. Charged
+ * to system-probe's memory cgroup. */
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+  __type(key, int);
+  __type(value, struct dw_sock_io);
+} tcp_io SEC(".maps");
+
+/* When counting from packets: the process using a UDP socket, for the packets it receives (the
+ * receive hook runs in whichever context delivers the packet). Set by binds, sends and the scan. */
+struct dw_sock_owner {
+  __u32 pid;
   __u32 pad0;
   char comm[DW_COMM_LEN];
 };
-/* Bounded by the sockets themselves: one value per TCP socket that has a `conns` record, freed with
- * the socket (or at its close). Charged to system-probe's memory cgroup. */
 struct {
   __uint(type, BPF_MAP_TYPE_SK_STORAGE);
   __uint(map_flags, BPF_F_NO_PREALLOC);
   __type(key, int);
-  __type(value, struct dw_sock_io);
-} tcp_io SEC(".maps");
+  __type(value, struct dw_sock_owner);
+} udp_owner SEC(".maps");
+
+/* Reads kernel memory through a pointer the program type cannot dereference (a cgroup_skb
+ * program's bpf_sock): for the network namespace of a UDP flow first seen in a packet. Weak, and
+ * called only from programs loaded when counting from packets, so kernels before 6.2 still load
+ * the per-call set. */
+extern void* bpf_rdonly_cast(const void* obj, __u32 btf_id) __ksym __weak;
 
 static __always_inline void count(__u32 which) {
   __u64* value = bpf_map_lookup_elem(&telemetry, &which);
@@ -284,8 +326,8 @@ static __always_inline __u64 tcp_bytes_read(const struct tcp_sock* tp, int state
   __u32 received_to = tp->rcv_nxt;
   __u32 unread = received_to - copied_to;
   __u64 total = received > unread ? received - unread : 0;
-  int fin_received = state == TCP_CLOSE_WAIT || state == TCP_LAST_ACK || state == TCP_CLOSING ||
-                     state == TCP_TIME_WAIT;
+  int fin_received =
+      state == TCP_CLOSE_WAIT || state == TCP_LAST_ACK || state == TCP_CLOSING || state == TCP_TIME_WAIT;
   return fin_received && unread == 0 && total > 0 ? total - 1 : total;
 }
 
@@ -295,6 +337,13 @@ static __always_inline void set_process(__u32* pid, char* comm) {
   if (*pid == tgid) return; /* same process as last time: its comm is already there */
   *pid = tgid;
   bpf_get_current_comm(comm, DW_COMM_LEN);
+}
+
+/* The process using a UDP socket, from a hook running in its context (bind, send). */
+static __always_inline void note_udp_owner(struct bpf_sock* sk) {
+  struct dw_sock_owner init = {};
+  struct dw_sock_owner* owner = bpf_sk_storage_get(&udp_owner, sk, &init, BPF_SK_STORAGE_GET_F_CREATE);
+  if (owner) set_process(&owner->pid, owner->comm);
 }
 
 /* Direction of a flow first seen through I/O (no handshake observed: UDP, or TCP older than us). */
@@ -308,6 +357,30 @@ static __always_inline __u8 guess_direction(const struct dw_conn_stats* s, __u64
   return DW_DIRECTION_UNKNOWN;
 }
 
+/* Zeroes a new record's counters, process and times. */
+static __always_inline void reset_counters(struct dw_conn_stats* fresh) {
+  fresh->flags = 0;
+  fresh->pid = 0;
+  __builtin_memset(fresh->comm, 0, sizeof(fresh->comm));
+  fresh->bytes_sent = fresh->bytes_received = 0;
+  fresh->packets_sent = fresh->packets_received = 0;
+  fresh->retransmits = fresh->rtt_us = fresh->rtt_var_us = 0;
+  fresh->failure_errno = 0;
+  fresh->first_seen_ns = fresh->last_update_ns = bpf_ktime_get_ns();
+}
+
+/* Inserts a record built in `scratch`; the map's copy, or NULL when the map is full (counted). */
+static __always_inline struct dw_conn_stats* insert(const struct dw_conn_key* key,
+                                                    const struct dw_conn_stats* fresh) {
+  long err = bpf_map_update_elem(&conns, key, fresh, BPF_NOEXIST);
+  if (err != 0 && err != -17 /* EEXIST: another CPU won the race */) {
+    count(DW_TEL_CONN_MAP_FULL);
+    return 0;
+  }
+  if (err == 0) count(DW_TEL_CONNS_OPENED);
+  return bpf_map_lookup_elem(&conns, key);
+}
+
 /* Creates the record for `key` (not in the map yet) from the socket. NULL when the socket is not
  * TCP/UDP or the map is full (counted). direction 0xff: guess it. */
 static __always_inline struct dw_conn_stats* create(const struct sock* sk, struct dw_conn_key* key,
@@ -316,24 +389,11 @@ static __always_inline struct dw_conn_stats* create(const struct sock* sk, struc
   struct dw_conn_stats* fresh = bpf_map_lookup_elem(&scratch, &zero);
   if (!fresh) return 0;
   if (read_tuple(sk, key, family, fresh) != 0) return 0;
+  reset_counters(fresh);
   fresh->direction = direction == 0xff ? guess_direction(fresh, key->cookie) : direction;
-  fresh->flags = 0;
   fresh->netns = netns_of(sk);
-  fresh->pid = 0;
-  __builtin_memset(fresh->comm, 0, sizeof(fresh->comm));
   if (set_pid) set_process(&fresh->pid, fresh->comm);
-  fresh->bytes_sent = fresh->bytes_received = 0;
-  fresh->packets_sent = fresh->packets_received = 0;
-  fresh->retransmits = fresh->rtt_us = fresh->rtt_var_us = 0;
-  fresh->failure_errno = 0;
-  fresh->first_seen_ns = fresh->last_update_ns = bpf_ktime_get_ns();
-  long err = bpf_map_update_elem(&conns, key, fresh, BPF_NOEXIST);
-  if (err != 0 && err != -17 /* EEXIST: another CPU won the race */) {
-    count(DW_TEL_CONN_MAP_FULL);
-    return 0;
-  }
-  if (err == 0) count(DW_TEL_CONNS_OPENED);
-  return bpf_map_lookup_elem(&conns, key);
+  return insert(key, fresh);
 }
 
 static __always_inline struct dw_conn_stats* upsert(const struct sock* sk, __u64 cookie,
@@ -344,36 +404,49 @@ static __always_inline struct dw_conn_stats* upsert(const struct sock* sk, __u64
   return s ? s : create(sk, key, family, direction, set_pid);
 }
 
-/* The first send or receive on a TCP socket (`bytes` of it, already in tcp_sock's totals): its
- * `conns` record (created here if no handshake was seen) and its socket storage, whose bases make
- * the record's counters continue from what they hold, plus this I/O. NULL when the record cannot
- * be created (map full, counted) or the storage cannot (counted). */
-static __always_inline struct dw_sock_io* start_tcp_io(const struct sock* sk, int bytes, int sending) {
+/* Links a TCP socket to its record: its socket storage (created here if needed) gets the record's
+ * key and the bases that make the record's counters continue from what they hold, plus
+ * `written_now`/`read_now` bytes already in tcp_sock's totals but not in the record. NULL when the
+ * storage cannot be created (counted). */
+static __always_inline struct dw_sock_io* link_tcp_io(const struct sock* sk, const struct dw_conn_key* key,
+                                                      const struct dw_conn_stats* s, __u64 written_now,
+                                                      __u64 read_now) {
   struct tcp_sock* tp = bpf_skc_to_tcp_sock((void*)sk);
   if (!tp) return 0;
+  struct dw_sock_io init = {};
+  struct dw_sock_io* io = bpf_sk_storage_get(&tcp_io, (void*)sk, &init, BPF_SK_STORAGE_GET_F_CREATE);
+  if (!io) {
+    count(DW_TEL_SOCK_STORAGE_FAILED);
+    return 0;
+  }
+  if (io->linked) return io;
+  int state = sk->__sk_common.skc_state;
+  __u64 written_before = s->bytes_sent + written_now;
+  __u64 read_before = s->bytes_received + read_now;
+  __u64 written = tcp_bytes_written(tp, state), read = tcp_bytes_read(tp, state);
+  __builtin_memcpy(&io->key, key, sizeof(*key));
+  io->base_written = written > written_before ? written - written_before : 0;
+  io->base_read = read > read_before ? read - read_before : 0;
+  /* The iterator folds linked storage only: key and bases are in place before the flag. Two CPUs
+   * linking the same socket at once write the same values. */
+  asm volatile("" ::: "memory");
+  io->linked = 1;
+  return io;
+}
+
+/* The first send or receive on a TCP socket (`bytes` of it, already in tcp_sock's totals), when
+ * counting per call: its `conns` record (created here if no handshake was seen) and its link. */
+static __always_inline struct dw_sock_io* start_tcp_io(const struct sock* sk, int bytes, int sending) {
   struct dw_conn_key key;
   struct dw_conn_stats* s = upsert(sk, bpf_get_socket_cookie((void*)sk), &key, 0xff, 1);
   if (!s) return 0;
-  struct dw_sock_io init = {};
-  __builtin_memcpy(&init.key, &key, sizeof(key));
-  int state = sk->__sk_common.skc_state;
-  __u64 written_before = s->bytes_sent + (sending ? bytes : 0);
-  __u64 read_before = s->bytes_received + (sending ? 0 : bytes);
-  __u64 written = tcp_bytes_written(tp, state), read = tcp_bytes_read(tp, state);
-  init.base_written = written > written_before ? written - written_before : 0;
-  init.base_read = read > read_before ? read - read_before : 0;
-  set_process(&init.pid, init.comm);
-  /* The initial value is used only when this call creates the storage: a racing first I/O on
-   * another CPU gets the same storage. */
-  struct dw_sock_io* io = bpf_sk_storage_get(&tcp_io, (void*)sk, &init, BPF_SK_STORAGE_GET_F_CREATE);
-  if (!io) count(DW_TEL_SOCK_STORAGE_FAILED);
-  return io;
+  return link_tcp_io(sk, &key, s, sending ? bytes : 0, sending ? 0 : bytes);
 }
 
 /* TCP I/O with socket storage, the hot path of a busy connection: only the process is noted. */
 static __always_inline void account_tcp_io(const struct sock* sk, int bytes, int sending) {
   struct dw_sock_io* io = bpf_sk_storage_get(&tcp_io, (void*)sk, 0, 0);
-  if (!io) io = start_tcp_io(sk, bytes, sending);
+  if (!io || !io->linked) io = start_tcp_io(sk, bytes, sending);
   if (!io) return;
   set_process(&io->pid, io->comm);
 }
@@ -521,6 +594,18 @@ static __always_inline void emit_closed(struct dw_conn_key* key, struct dw_conn_
   count(DW_TEL_CONNS_CLOSED);
 }
 
+/* The calling process into a TCP socket's storage, created if needed (`source` ranks it). */
+static __always_inline void note_tcp_caller(const struct sock* sk, __u8 source) {
+  struct dw_sock_io init = {};
+  struct dw_sock_io* io = bpf_sk_storage_get(&tcp_io, (void*)sk, &init, BPF_SK_STORAGE_GET_F_CREATE);
+  if (!io) {
+    count(DW_TEL_SOCK_STORAGE_FAILED);
+    return;
+  }
+  set_process(&io->pid, io->comm);
+  io->pid_source = source;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(dw_inet_sock_set_state, const struct sock* sk, const int oldstate, const int newstate) {
   if (protocol_of(sk) != IPPROTO_TCP) return 0;
@@ -529,11 +614,17 @@ int BPF_PROG(dw_inet_sock_set_state, const struct sock* sk, const int oldstate, 
   if (newstate == TCP_SYN_SENT) {
     /* connect(): runs in the connecting process. The local port is not chosen yet. */
     upsert(sk, cookie, &key, DW_DIRECTION_OUTGOING, 1);
+    if (count_from_packets) note_tcp_caller(sk, DW_PID_CALLER);
+    return 0;
+  }
+  if (newstate == TCP_LISTEN) {
+    /* listen(): the listener's process, which BPF_F_CLONE hands to every accepted socket. */
+    if (count_from_packets) note_tcp_caller(sk, DW_PID_INHERITED);
     return 0;
   }
   if (newstate == TCP_ESTABLISHED) {
-    /* SYN_RECV -> ESTABLISHED runs in softirq: the current PID is the peer's, so none is set;
-     * the accepting process's first read or write sets it. */
+    /* SYN_RECV -> ESTABLISHED runs in softirq: the current PID is the peer's, so none is set here;
+     * the process comes from the listener's storage or, per call, from the first read or write. */
     __u8 direction = oldstate == TCP_SYN_RECV ? DW_DIRECTION_INCOMING : DW_DIRECTION_OUTGOING;
     struct dw_conn_stats* s = upsert(sk, cookie, &key, direction, 0);
     if (!s) return 0;
@@ -541,24 +632,45 @@ int BPF_PROG(dw_inet_sock_set_state, const struct sock* sk, const int oldstate, 
     s->direction = direction;
     if (s->lport == 0) s->lport = local_port(sk);
     s->last_update_ns = bpf_ktime_get_ns();
+    if (count_from_packets) {
+      /* Every byte from here on is the connection's: the bases are the totals now. */
+      struct dw_sock_io* io = link_tcp_io(sk, &key, s, 0, 0);
+      if (io && io->pid != 0 && io->pid != s->pid) {
+        s->pid = io->pid;
+        __builtin_memcpy(s->comm, io->comm, sizeof(s->comm));
+      }
+    }
+    return 0;
+  }
+  if (count_from_packets && ((oldstate == TCP_ESTABLISHED && newstate == TCP_FIN_WAIT1) ||
+                             (oldstate == TCP_CLOSE_WAIT && newstate == TCP_LAST_ACK))) {
+    /* close() or shutdown() queues the FIN: process context, the process done with the socket. */
+    struct dw_sock_io* io = bpf_sk_storage_get(&tcp_io, (void*)sk, 0, 0);
+    if (io) {
+      set_process(&io->pid, io->comm);
+      io->pid_source = DW_PID_CALLER;
+    }
     return 0;
   }
   if (newstate == TCP_CLOSE) {
     __u8 family = connected_key(sk, cookie, &key);
     if (family == 0) return 0;
+    struct dw_sock_io* io = tcp_io_in_sk_storage ? bpf_sk_storage_get(&tcp_io, (void*)sk, 0, 0) : 0;
     struct dw_conn_stats* s = bpf_map_lookup_elem(&conns, &key);
-    if (!s) return 0; /* never saw traffic or a handshake: nothing to report */
+    if (!s) {
+      if (io) bpf_sk_storage_delete(&tcp_io, (void*)sk);
+      return 0; /* never saw traffic or a handshake: nothing to report */
+    }
     if (s->lport == 0) s->lport = local_port(sk);
     /* The local address is final now, for either family. */
     read_local_addr(sk, s->family, s->laddr);
-    struct dw_sock_io* io = tcp_io_in_sk_storage ? bpf_sk_storage_get(&tcp_io, (void*)sk, 0, 0) : 0;
-    if (io) {
+    if (io && io->linked) {
       fold_tcp_io(io, sk, oldstate, s);
-      /* A socket connected again after this close starts a new record from zero. */
-      bpf_sk_storage_delete(&tcp_io, (void*)sk);
     } else {
       read_tcp_health(sk, s);
     }
+    /* A socket connected again after this close starts a new record from zero. */
+    if (io) bpf_sk_storage_delete(&tcp_io, (void*)sk);
     if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV) {
       int err = sk->sk_err;
       s->failure_errno = err > 0 ? err : 110 /* ETIMEDOUT: gave up without an error */;
@@ -592,13 +704,73 @@ SEC("iter/bpf_sk_storage_map")
 int dw_sync_tcp_io(struct bpf_iter__bpf_sk_storage_map* ctx) {
   struct sock* sk = ctx->sk;
   struct dw_sock_io* io = ctx->value;
-  if (!sk || !io) return 0;
+  if (!sk || !io || !io->linked) return 0;
   struct dw_conn_key key;
   __builtin_memcpy(&key, &io->key, sizeof(key));
   struct dw_conn_stats* s = bpf_map_lookup_elem(&conns, &key);
   if (!s) return 0;
   fold_tcp_io(io, sk, sk->__sk_common.skc_state, s);
   if (s->lport == 0) s->lport = local_port(sk); /* connect() had not picked it yet at SYN_SENT */
+  return 0;
+}
+
+/* ---- The scan of every process's sockets, when counting from packets. ---- */
+
+/* A process holding the socket, into a storage's pid and comm. */
+static __always_inline void set_holder(__u32* pid, char* comm, struct task_struct* task) {
+  __u32 tgid = task->tgid;
+  if (*pid == tgid) return;
+  *pid = tgid;
+  bpf_probe_read_kernel(comm, DW_COMM_LEN, task->comm);
+}
+
+/* A TCP socket: adopted if it is established without a record (older than system-probe, or its
+ * record could not be made then), and its holder noted unless a caller is known. */
+static __always_inline void scan_tcp_socket(struct sock* sk, struct task_struct* task) {
+  struct dw_sock_io* io = bpf_sk_storage_get(&tcp_io, sk, 0, 0);
+  if (!io || !io->linked) {
+    int state = sk->__sk_common.skc_state;
+    if (state != TCP_ESTABLISHED && state != TCP_CLOSE_WAIT) return;
+    struct dw_conn_key key;
+    /* No handshake seen: the direction is guessed from the ports, and counting starts now. */
+    struct dw_conn_stats* s = upsert(sk, bpf_get_socket_cookie(sk), &key, 0xff, 0);
+    if (!s) return;
+    if (state == TCP_ESTABLISHED) s->flags |= DW_FLAG_ESTABLISHED;
+    io = link_tcp_io(sk, &key, s, 0, 0);
+    if (!io) return;
+    count(DW_TEL_TCP_ADOPTED);
+  }
+  if (io->pid_source > DW_PID_HOLDER) return;
+  set_holder(&io->pid, io->comm, task);
+  io->pid_source = DW_PID_HOLDER;
+}
+
+/* A UDP socket: its owner for the packets it receives, until one of its own sends says better. */
+static __always_inline void scan_udp_socket(struct sock* sk, struct task_struct* task) {
+  struct dw_sock_owner init = {};
+  struct dw_sock_owner* owner = bpf_sk_storage_get(&udp_owner, sk, &init, BPF_SK_STORAGE_GET_F_CREATE);
+  if (owner && owner->pid == 0) set_holder(&owner->pid, owner->comm, task);
+}
+
+/* Run by user space right before dw_sync_tcp_io at each poll: every open file of every process
+ * (threads sharing a file table are visited once). */
+SEC("iter/task_file")
+int dw_scan_task_sockets(struct bpf_iter__task_file* ctx) {
+  struct file* file = ctx->file;
+  struct task_struct* task = ctx->task;
+  if (!file || !task) return 0;
+  struct socket* sock = bpf_sock_from_file(file);
+  if (!sock) return 0;
+  struct sock* sk = sock->sk;
+  if (!sk) return 0;
+  __u16 family = sk->__sk_common.skc_family;
+  if (family != AF_INET && family != AF_INET6) return 0;
+  __u16 protocol = protocol_of(sk);
+  if (protocol == IPPROTO_TCP) {
+    scan_tcp_socket(sk, task);
+  } else if (protocol == IPPROTO_UDP) {
+    scan_udp_socket(sk, task);
+  }
   return 0;
 }
 
@@ -645,22 +817,46 @@ int dw_recvmsg6(struct bpf_sock_addr* ctx) {
   return 1;
 }
 
-static __always_inline void remember_bind(struct bpf_sock_addr* ctx) {
-  if (ctx->protocol != IPPROTO_UDP || ctx->user_port == 0) return;
-  __u64 cookie = bpf_get_socket_cookie(ctx);
-  __u8 one = 1;
-  bpf_map_update_elem(&udp_bound, &cookie, &one, BPF_ANY);
+/* A UDP bind: bound to an explicit port makes the socket a server (its flows are incoming); when
+ * counting from packets the binding process is also noted as the socket's owner, so the first
+ * packet a server receives names its process. */
+static __always_inline void on_bind(struct bpf_sock_addr* ctx, int note_owner) {
+  /* Each context field read once, into a register: clang otherwise may offset the context pointer
+   * itself, which the verifier refuses. */
+  __u32 protocol = ctx->protocol;
+  if (protocol != IPPROTO_UDP) return;
+  __u32 port = ctx->user_port;
+  if (port != 0) {
+    __u64 cookie = bpf_get_socket_cookie(ctx);
+    __u8 one = 1;
+    bpf_map_update_elem(&udp_bound, &cookie, &one, BPF_ANY);
+  }
+  if (!note_owner) return;
+  struct bpf_sock* sk = ctx->sk;
+  if (sk) note_udp_owner(sk);
 }
 
 SEC("cgroup/bind4")
 int dw_bind4(struct bpf_sock_addr* ctx) {
-  remember_bind(ctx);
+  on_bind(ctx, 0);
   return 1;
 }
 
 SEC("cgroup/bind6")
 int dw_bind6(struct bpf_sock_addr* ctx) {
-  remember_bind(ctx);
+  on_bind(ctx, 0);
+  return 1;
+}
+
+SEC("cgroup/bind4")
+int dw_bind4_owner(struct bpf_sock_addr* ctx) {
+  on_bind(ctx, 1);
+  return 1;
+}
+
+SEC("cgroup/bind6")
+int dw_bind6_owner(struct bpf_sock_addr* ctx) {
+  on_bind(ctx, 1);
   return 1;
 }
 
@@ -709,8 +905,10 @@ struct l4_info {
   __u8 family;
 };
 
-static __always_inline int parse_udp(struct __sk_buff* skb, struct l4_info* info) {
-  if (skb->protocol == bpf_htons(ETH_P_IP)) {
+/* `l3_protocol`: skb->protocol, read once by the caller (clang otherwise may keep a pointer into
+ * the context between reads, which the verifier refuses). */
+static __always_inline int parse_udp(struct __sk_buff* skb, __u32 l3_protocol, struct l4_info* info) {
+  if (l3_protocol == bpf_htons(ETH_P_IP)) {
     struct iphdr ip;
     if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0) return -1;
     if (ip.protocol != IPPROTO_UDP) return -1;
@@ -723,7 +921,7 @@ static __always_inline int parse_udp(struct __sk_buff* skb, struct l4_info* info
     info->family = 4;
     return 0;
   }
-  if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+  if (l3_protocol == bpf_htons(ETH_P_IPV6)) {
     struct ipv6hdr ip6;
     if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) < 0) return -1;
     __u32 offset = sizeof(ip6);
@@ -754,23 +952,134 @@ struct dns_header {
   __be16 arcount;
 };
 
-static __always_inline void inspect_dns(struct __sk_buff* skb, int egress) {
-  if (!collect_dns) return;
-  /* Most packets belong to TCP sockets: rule them out from the socket before reading headers. */
+/* ---- UDP flows from packets, when counting from packets. ---- */
+
+/* The network namespace of a packet's socket. A cgroup_skb program's bpf_sock exposes no namespace
+ * and no BTF type, so the socket is read through a read-only cast (faulting loads read as zero). */
+static __always_inline __u32 packet_sock_netns(struct bpf_sock* sk) {
+  struct sock* full = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct sock));
+  if (!full) return 0;
+  return full->__sk_common.skc_net.net->ns.inum;
+}
+
+/* The record of a UDP flow first seen in a packet, built from the packet's headers: a dual-stack
+ * socket's IPv4 traffic is IPv4 on the wire, so no unmapping is needed. */
+static __always_inline struct dw_conn_stats* create_from_packet(struct bpf_sock* sk,
+                                                                const struct dw_conn_key* key,
+                                                                const struct l4_info* info,
+                                                                __u16 local_port_host, int egress) {
+  __u32 zero = 0;
+  struct dw_conn_stats* fresh = bpf_map_lookup_elem(&scratch, &zero);
+  if (!fresh) return 0;
+  reset_counters(fresh);
+  __builtin_memcpy(fresh->raddr, key->raddr, 16);
+  if (egress) {
+    __builtin_memcpy(fresh->laddr, info->src, 16);
+  } else {
+    __builtin_memcpy(fresh->laddr, info->dst, 16);
+  }
+  fresh->rport = key->rport;
+  fresh->lport = local_port_host;
+  fresh->family = info->family;
+  fresh->protocol = IPPROTO_UDP;
+  fresh->direction = guess_direction(fresh, key->cookie);
+  fresh->netns = packet_sock_netns(sk);
+  return insert(key, fresh);
+}
+
+/* One UDP packet (a GSO packet counts its segments) into the flow of (socket, peer). Egress runs in
+ * the sending process; ingress runs wherever the packet is delivered, so a flow first seen
+ * receiving takes the socket's owner. */
+static __always_inline void count_udp_packet(struct __sk_buff* skb, struct bpf_sock* sk,
+                                             const struct l4_info* info, const struct udphdr* udp,
+                                             int egress) {
+  struct dw_conn_key key = {};
+  key.cookie = bpf_get_socket_cookie(skb);
+  if (egress) {
+    __builtin_memcpy(key.raddr, info->dst, 16);
+    key.rport = bpf_ntohs(udp->dest);
+  } else {
+    __builtin_memcpy(key.raddr, info->src, 16);
+    key.rport = bpf_ntohs(udp->source);
+  }
+  struct dw_conn_stats* s = bpf_map_lookup_elem(&conns, &key);
+  if (!s) s = create_from_packet(sk, &key, info, bpf_ntohs(egress ? udp->source : udp->dest), egress);
+  if (!s) return;
+  __u32 headers = info->udp_offset + sizeof(struct udphdr);
+  __u64 bytes = skb->len > headers ? skb->len - headers : 0;
+  __u32 segments = skb->gso_segs;
+  if (segments == 0) segments = 1;
+  if (egress) {
+    __sync_fetch_and_add(&s->bytes_sent, bytes);
+    __sync_fetch_and_add(&s->packets_sent, segments);
+    set_process(&s->pid, s->comm);
+    note_udp_owner(sk);
+  } else {
+    __sync_fetch_and_add(&s->bytes_received, bytes);
+    __sync_fetch_and_add(&s->packets_received, segments);
+    if (s->pid == 0) {
+      struct dw_sock_owner* owner = bpf_sk_storage_get(&udp_owner, sk, 0, 0);
+      if (owner && owner->pid != 0) {
+        s->pid = owner->pid;
+        __builtin_memcpy(s->comm, owner->comm, sizeof(s->comm));
+      }
+    }
+  }
+  s->last_update_ns = bpf_ktime_get_ns();
+}
+
+/* ---- Every packet leaving or reaching a socket: DNS, and UDP flows when counting from packets. */
+
+static __always_inline void inspect_dns(struct __sk_buff* skb, const struct l4_info* info,
+                                        const struct udphdr* udp, int egress);
+
+/* Whether a packet is TCP, from its first bytes read in place: cheaper than asking the socket
+ * (a helper call), for the hook's commonest case. 0 when unsure (the caller then asks). */
+static __always_inline int packet_is_tcp(struct __sk_buff* skb, __u32 protocol) {
+  const __u8* data = (const __u8*)(long)skb->data;
+  const __u8* end = (const __u8*)(long)skb->data_end;
+  if (protocol == bpf_htons(ETH_P_IP)) {
+    if (data + 10 > end) return 0;
+    return data[9] == IPPROTO_TCP;
+  }
+  if (protocol == bpf_htons(ETH_P_IPV6)) {
+    if (data + 7 > end) return 0;
+    return data[6] == IPPROTO_TCP; /* a TCP packet behind extension headers takes the slow way */
+  }
+  return 0;
+}
+
+static __always_inline void on_packet(struct __sk_buff* skb, int egress, int count_udp) {
+  if (!collect_dns && !count_udp) return;
+  __u32 l3_protocol = skb->protocol;
+  asm volatile("" : "+r"(l3_protocol));
+  /* Most packets belong to TCP sockets: rule them out before any helper call. */
+  if (count_udp && packet_is_tcp(skb, l3_protocol)) return;
   struct bpf_sock* owner = skb->sk;
   if (owner) {
-    /* First without a helper call: a socket whose peer is a port other than 53 (every TCP
-     * connection, every UDP socket connected elsewhere) carries no DNS this hook inspects, either
-     * way. Unconnected and listening sockets (port 0) go on to the protocol check. */
-    __u16 peer_port = bpf_ntohs((__u16)owner->dst_port);
-    if (peer_port != 0 && peer_port != DNS_PORT) return;
+    if (!count_udp) {
+      /* First without a helper call: a socket whose peer is a port other than 53 (every TCP
+       * connection, every UDP socket connected elsewhere) carries no DNS this hook inspects,
+       * either way. Unconnected and listening sockets (port 0) go on to the protocol check. */
+      __u16 peer_port = bpf_ntohs((__u16)owner->dst_port);
+      if (peer_port != 0 && peer_port != DNS_PORT) return;
+    }
     owner = bpf_sk_fullsock(owner);
-    if (owner && owner->protocol != IPPROTO_UDP) return;
+    /* Request and time-wait sockets, the only ones that are not full, are TCP. */
+    if (!owner || owner->protocol != IPPROTO_UDP) return;
   }
   struct l4_info info;
-  if (parse_udp(skb, &info) != 0) return;
+  if (parse_udp(skb, l3_protocol, &info) != 0) return;
   struct udphdr udp;
   if (bpf_skb_load_bytes(skb, info.udp_offset, &udp, sizeof(udp)) < 0) return;
+  if (count_udp && owner) count_udp_packet(skb, owner, &info, &udp, egress);
+  if (collect_dns) inspect_dns(skb, &info, &udp, egress);
+}
+
+static __always_inline void inspect_dns(struct __sk_buff* skb, const struct l4_info* info_in,
+                                        const struct udphdr* udp_in, int egress) {
+  struct l4_info info = *info_in;
+  struct udphdr udp = *udp_in;
   __u16 sport = bpf_ntohs(udp.source), dport = bpf_ntohs(udp.dest);
   int query = egress && dport == DNS_PORT;
   int response = !egress && sport == DNS_PORT;
@@ -844,12 +1153,25 @@ static __always_inline void inspect_dns(struct __sk_buff* skb, int egress) {
 
 SEC("cgroup_skb/egress")
 int dw_skb_egress(struct __sk_buff* skb) {
-  inspect_dns(skb, 1);
+  on_packet(skb, 1, 0);
   return 1;
 }
 
 SEC("cgroup_skb/ingress")
 int dw_skb_ingress(struct __sk_buff* skb) {
-  inspect_dns(skb, 0);
+  on_packet(skb, 0, 0);
+  return 1;
+}
+
+/* The same hooks when counting from packets: UDP flows too. */
+SEC("cgroup_skb/egress")
+int dw_skb_egress_udp(struct __sk_buff* skb) {
+  on_packet(skb, 1, 1);
+  return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int dw_skb_ingress_udp(struct __sk_buff* skb) {
+  on_packet(skb, 0, 1);
   return 1;
 }

@@ -115,6 +115,7 @@ enum dw_telemetry {
   DW_TEL_CONNS_OPENED,
   DW_TEL_CONNS_CLOSED,
   DW_TEL_SOCK_STORAGE_FAILED, /* a TCP socket's counter storage could not be created */
+  DW_TEL_TCP_ADOPTED,         /* an established TCP socket without a record, found by the scan */
   DW_TEL_COUNT,
 };
 

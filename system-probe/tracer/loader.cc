@@ -88,17 +88,52 @@ std::vector<Attachment> Attachments(network_bpf* skel) {
       {"cgroup/recvmsg6", p.dw_recvmsg6, &l.dw_recvmsg6, true},
       {"cgroup/bind4", p.dw_bind4, &l.dw_bind4, true},
       {"cgroup/bind6", p.dw_bind6, &l.dw_bind6, true},
+      {"cgroup/bind4 (with owner)", p.dw_bind4_owner, &l.dw_bind4_owner, true},
+      {"cgroup/bind6 (with owner)", p.dw_bind6_owner, &l.dw_bind6_owner, true},
       {"cgroup/sock_release", p.dw_sock_release, &l.dw_sock_release, true},
       {"cgroup_skb/egress", p.dw_skb_egress, &l.dw_skb_egress, true},
       {"cgroup_skb/ingress", p.dw_skb_ingress, &l.dw_skb_ingress, true},
+      {"cgroup_skb/egress (with UDP flows)", p.dw_skb_egress_udp, &l.dw_skb_egress_udp, true},
+      {"cgroup_skb/ingress (with UDP flows)", p.dw_skb_ingress_udp, &l.dw_skb_ingress_udp, true},
   };
 }
 
-// The I/O-accounting programs are what differs between backends; everything else is shared.
-bool BelongsToOtherBackend(const Attachment& a, Backend backend) {
+// How socket I/O is counted: what decides which programs load.
+enum class Accounting {
+  kPackets,       // no per-call hooks: TCP from tcp_sock and socket state, UDP from packets
+  kCallsStorage,  // per-call hooks noting the process; TCP bytes from tcp_sock
+  kCallsMap,      // per-call hooks adding every call's bytes into the connection map
+};
+
+const char* AccountingName(Accounting accounting) {
+  switch (accounting) {
+    case Accounting::kPackets:
+      return "packets and socket state";
+    case Accounting::kCallsStorage:
+      return "socket calls (TCP counters in socket storage)";
+    case Accounting::kCallsMap:
+      return "socket calls (TCP counters in the connection map)";
+  }
+  return "";
+}
+
+// Whether a program is part of the set loaded for this backend and accounting.
+bool Wanted(network_bpf* skel, const Attachment& a, Backend backend, Accounting accounting,
+            bool collect_dns) {
+  auto& p = skel->progs;
   const bool tracepoint_io = std::strncmp(a.name, "tp_btf/sock_", 12) == 0;
   const bool fexit_io = std::strncmp(a.name, "fexit/", 6) == 0;
-  return backend == Backend::kTracepoint ? fexit_io : tracepoint_io;
+  const bool udp_peer_hooks =
+      std::strncmp(a.name, "cgroup/sendmsg", 14) == 0 || std::strncmp(a.name, "cgroup/recvmsg", 14) == 0;
+  const bool packets = accounting == Accounting::kPackets;
+  if (tracepoint_io) return !packets && backend == Backend::kTracepoint;
+  if (fexit_io) return !packets && backend == Backend::kFexit;
+  if (udp_peer_hooks) return !packets;
+  if (a.program == p.dw_bind4 || a.program == p.dw_bind6) return !packets;
+  if (a.program == p.dw_bind4_owner || a.program == p.dw_bind6_owner) return packets;
+  if (a.program == p.dw_skb_egress || a.program == p.dw_skb_ingress) return !packets && collect_dns;
+  if (a.program == p.dw_skb_egress_udp || a.program == p.dw_skb_ingress_udp) return packets;
+  return true;
 }
 
 absl::Status ExplainLoadFailure(int err, const std::string& log) {
@@ -123,19 +158,64 @@ absl::Status ExplainLoadFailure(int err, const std::string& log) {
       absl::StrCat("loading BPF programs failed: ", std::strerror(-err), "; libbpf: ", why));
 }
 
+// Runs an iterator program once: each read walks on from where the last stopped and returns 0 at
+// the end (the programs print nothing). EAGAIN is the kernel's "walk interrupted, read again";
+// bounded so a pathological walk cannot hold the scan forever.
+absl::Status RunIterator(bpf_link* link, const char* what) {
+  int fd = bpf_iter_create(bpf_link__fd(link));
+  if (fd < 0)
+    return absl::InternalError(absl::StrCat("creating the ", what, " iterator: ", std::strerror(errno)));
+  char buffer[64];
+  absl::Status result = absl::OkStatus();
+  for (int attempt = 0; attempt < 1024; ++attempt) {
+    ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n == 0) break;
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) {
+      result = absl::InternalError(absl::StrCat("running the ", what, " iterator: ", std::strerror(errno)));
+      break;
+    }
+  }
+  close(fd);
+  return result;
+}
+
+}  // namespace
+
+namespace {
+
+// How high in the cgroup2 hierarchy a mount's root is, from mountinfo's root field: "/" is the
+// root of this process's cgroup namespace, each leading "/.." one level above it (the host's tree
+// bind-mounted into a container that has its own cgroup namespace), each other component one
+// level below (a subtree).
+int CgroupMountHeight(absl::string_view root) {
+  int height = 0;
+  for (absl::string_view part : absl::StrSplit(root, '/', absl::SkipEmpty())) height += part == ".." ? 1 : -1;
+  return height;
+}
+
 }  // namespace
 
 std::string FindCgroup2Mount(const std::string& mountinfo) {
   // "36 25 0:30 / /sys/fs/cgroup/unified rw,... shared:9 - cgroup2 cgroup2 rw,..."
+  // The highest mount wins: hooks attached there see every process below it, and a containerized
+  // system-probe must watch the host's tree rather than its own namespace's.
+  std::string best;
+  int best_height = 0;
   for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
     size_t dash = line.find(" - ");
     if (dash == std::string_view::npos) continue;
     std::vector<absl::string_view> after = absl::StrSplit(line.substr(dash + 3), ' ');
     if (after.empty() || after[0] != "cgroup2") continue;
     std::vector<absl::string_view> before = absl::StrSplit(line.substr(0, dash), ' ');
-    if (before.size() >= 5) return std::string(before[4]);
+    if (before.size() < 5) continue;
+    const int height = CgroupMountHeight(before[3]);
+    if (best.empty() || height > best_height) {
+      best = std::string(before[4]);
+      best_height = height;
+    }
   }
-  return "";
+  return best;
 }
 
 absl::StatusOr<std::unique_ptr<NetworkProbe>> NetworkProbe::Load(const LoaderOptions& options) {
@@ -182,21 +262,38 @@ absl::StatusOr<std::unique_ptr<NetworkProbe>> NetworkProbe::Load(const LoaderOpt
   std::vector<Backend> order = {Backend::kTracepoint, Backend::kFexit};
   if (options.forced_backend == "tracepoint") order = {Backend::kTracepoint};
   if (options.forced_backend == "fexit") order = {Backend::kFexit};
-  // Each backend first with TCP counters in socket storage, then (a kernel that refuses the
-  // storage or its iterator in tracing programs) with them in the connection map.
+  // Best first: no per-call hooks at all (needs the cgroup hooks, socket storage, its iterators
+  // and a read-only cast; its tracing programs are the tracepoint backend's), then each backend
+  // with TCP counters in socket storage, then (a kernel that refuses the storage or its iterator
+  // in tracing programs) with them in the connection map.
   struct Attempt {
     Backend backend;
-    bool tcp_storage;
+    Accounting accounting;
   };
   std::vector<Attempt> attempts;
-  for (Backend backend : order) {
-    if (options.tcp_counters != "map") attempts.push_back({backend, true});
-    if (options.tcp_counters != "storage") attempts.push_back({backend, false});
+  const bool packets_allowed =
+      options.io_accounting != "calls" && options.tcp_counters != "map" && options.forced_backend != "fexit";
+  if (packets_allowed && cgroup_fd >= 0) {
+    attempts.push_back({Backend::kTracepoint, Accounting::kPackets});
+  } else if (options.io_accounting == "packets") {
+    return absl::FailedPreconditionError(
+        cgroup_fd < 0
+            ? "network_config.io_accounting: packets needs the cgroup2 hierarchy, which is not available"
+            : "network_config.io_accounting: packets needs network_config.tcp_counters other than map "
+              "and a tracer_backend other than fexit");
+  }
+  if (options.io_accounting != "packets") {
+    for (Backend backend : order) {
+      if (options.tcp_counters != "map") attempts.push_back({backend, Accounting::kCallsStorage});
+      if (options.tcp_counters != "storage") attempts.push_back({backend, Accounting::kCallsMap});
+    }
   }
   absl::Status last_error = absl::InternalError("no backend tried");
-  for (const auto& [backend, tcp_storage] : attempts) {
+  for (const auto& [backend, accounting] : attempts) {
     const std::string attempt_name =
-        absl::StrCat(BackendName(backend), tcp_storage ? " (TCP counters in socket storage)" : "");
+        absl::StrCat(BackendName(backend), ", counting ", AccountingName(accounting));
+    const bool tcp_storage = accounting != Accounting::kCallsMap;
+    const bool packets = accounting == Accounting::kPackets;
     libbpf_log.clear();
     network_bpf* skel = network_bpf::open();
     if (skel == nullptr) {
@@ -211,17 +308,15 @@ absl::StatusOr<std::unique_ptr<NetworkProbe>> NetworkProbe::Load(const LoaderOpt
       if (range >> low >> high && low > 0) skel->rodata->ephemeral_port_min = low;
     }
     skel->rodata->tcp_io_in_sk_storage = tcp_storage ? 1 : 0;
+    skel->rodata->count_from_packets = packets ? 1 : 0;
     bpf_program__set_autoload(skel->progs.dw_sync_tcp_io, tcp_storage);
+    bpf_program__set_autoload(skel->progs.dw_scan_task_sockets, packets);
     bpf_map__set_max_entries(skel->maps.conns, options.max_tracked_connections);
     bpf_map__set_max_entries(skel->maps.events, options.ring_buffer_bytes);
     auto attachments = Attachments(skel);
     for (auto& a : attachments) {
-      bool enabled = !BelongsToOtherBackend(a, backend);
+      bool enabled = Wanted(skel, a, backend, accounting, options.collect_dns);
       if (a.cgroup && cgroup_fd < 0) enabled = false;
-      if (!options.collect_dns &&
-          (a.program == skel->progs.dw_skb_egress || a.program == skel->progs.dw_skb_ingress)) {
-        enabled = false;
-      }
       bpf_program__set_autoload(a.program, enabled);
     }
     int err = network_bpf::load(skel);
@@ -265,6 +360,17 @@ absl::StatusOr<std::unique_ptr<NetworkProbe>> NetworkProbe::Load(const LoaderOpt
         attached.push_back("iter/bpf_sk_storage_map");
       }
     }
+    if (attach_error.ok() && packets) {
+      bpf_link* link = bpf_program__attach_iter(skel->progs.dw_scan_task_sockets, nullptr);
+      if (link == nullptr) {
+        attach_error =
+            absl::InternalError(absl::StrCat("attaching iter/task_file failed: ", std::strerror(errno),
+                                             "; libbpf: ", LastLines(libbpf_log, 3)));
+      } else {
+        skel->links.dw_scan_task_sockets = link;
+        attached.push_back("iter/task_file");
+      }
+    }
     if (!attach_error.ok()) {
       last_error = attach_error;
       probe->notes_.push_back(absl::StrCat("backend ", attempt_name, " rejected: ", attach_error.message()));
@@ -273,8 +379,16 @@ absl::StatusOr<std::unique_ptr<NetworkProbe>> NetworkProbe::Load(const LoaderOpt
     }
     probe->skel_ = skel;
     probe->sync_link_ = tcp_storage ? skel->links.dw_sync_tcp_io : nullptr;
+    probe->scan_link_ = packets ? skel->links.dw_scan_task_sockets : nullptr;
     probe->backend_ = BackendName(backend);
+    probe->io_accounting_ = AccountingName(accounting);
     probe->attached_ = std::move(attached);
+    if (packets) {
+      // Adopts the connections already open, so they count from now rather than from the first
+      // poll. A failure here is the same as at any poll: counted there, and not fatal.
+      if (absl::Status scanned = RunIterator(probe->scan_link_, "socket scan"); !scanned.ok())
+        probe->notes_.push_back(absl::StrCat("first socket scan: ", scanned.message()));
+    }
     return probe;
   }
   return absl::Status(last_error.code(), absl::StrCat("no network tracer backend could be loaded: ",
@@ -287,26 +401,13 @@ NetworkProbe::~NetworkProbe() {
 }
 
 absl::Status NetworkProbe::SyncTcpCounters() {
-  if (sync_link_ == nullptr) return absl::OkStatus();
-  int fd = bpf_iter_create(bpf_link__fd(sync_link_));
-  if (fd < 0)
-    return absl::InternalError(absl::StrCat("creating the TCP counter iterator: ", std::strerror(errno)));
-  // The program prints nothing: one read walks every socket's storage and returns 0 at the end.
-  // EAGAIN is the kernel's "walk interrupted, read again"; bounded so a pathological map cannot
-  // hold the scan forever.
-  char buffer[64];
-  absl::Status result = absl::OkStatus();
-  for (int attempt = 0; attempt < 1024; ++attempt) {
-    ssize_t n = read(fd, buffer, sizeof(buffer));
-    if (n == 0) break;
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n < 0) {
-      result = absl::InternalError(absl::StrCat("running the TCP counter iterator: ", std::strerror(errno)));
-      break;
-    }
+  // The scan first: it adopts established sockets and names their holders, which the fold then
+  // carries into the records.
+  if (scan_link_ != nullptr) {
+    if (absl::Status scanned = RunIterator(scan_link_, "socket scan"); !scanned.ok()) return scanned;
   }
-  close(fd);
-  return result;
+  if (sync_link_ == nullptr) return absl::OkStatus();
+  return RunIterator(sync_link_, "TCP counter");
 }
 
 int NetworkProbe::conns_fd() const { return bpf_map__fd(skel_->maps.conns); }

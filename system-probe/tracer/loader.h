@@ -1,6 +1,7 @@
 // Loads dogwatch's network eBPF programs and attaches them, choosing the backend by trying to load
 // it (never by `bpftool feature probe`, which is wrong on locked-down kernels): first the
-// tracepoint + cgroup hook set, then the fexit set. A kernel without BTF or without BPF gets an
+// tracepoint + cgroup hook set counting from packets and socket state, then with per-call hooks,
+// then the fexit set. A kernel without BTF or without BPF gets an
 // error naming what is missing.
 #pragma once
 
@@ -24,6 +25,8 @@ struct LoaderOptions {
   std::string forced_backend;  // "", "tracepoint" or "fexit" (tests and operators)
   std::string tcp_counters;    // "", "storage" or "map": where live TCP byte counts are kept
                                // ("" = storage when the kernel allows it; tests force one)
+  std::string io_accounting;   // "", "packets" or "calls": whether per-call hooks are attached
+                               // ("" = packets when the kernel allows it)
 };
 
 class NetworkProbe {
@@ -43,8 +46,13 @@ class NetworkProbe {
   // programs); tcp_counters() says the same in words.
   bool tcp_counters_in_storage() const { return sync_link_ != nullptr; }
   const char* tcp_counters() const { return tcp_counters_in_storage() ? "socket storage" : "connection map"; }
-  // Folds every TCP socket's storage into conns (runs the dw_sync_tcp_io iterator); a no-op when
-  // the counters are in the map already. Call right before reading conns.
+  // Whether socket I/O is counted without per-call hooks (from packets and socket state), and
+  // how, in words.
+  bool io_from_packets() const { return scan_link_ != nullptr; }
+  const std::string& io_accounting() const { return io_accounting_; }
+  // Scans every process's sockets (when counting from packets) and folds every TCP socket's
+  // storage into conns (the dw_scan_task_sockets and dw_sync_tcp_io iterators); a no-op when the
+  // counters are in the map already. Call right before reading conns.
   absl::Status SyncTcpCounters();
 
   int conns_fd() const;
@@ -60,11 +68,15 @@ class NetworkProbe {
   int cgroup_fd_ = -1;
   std::string backend_;
   bpf_link* sync_link_ = nullptr;  // the dw_sync_tcp_io iterator, when the counters are in storage
+  bpf_link* scan_link_ = nullptr;  // the dw_scan_task_sockets iterator, when counting from packets
+  std::string io_accounting_;
   std::vector<std::string> attached_;
   std::vector<std::string> notes_;
 };
 
-// The cgroup2 mount point from a mountinfo text ("" when there is none).
+// The cgroup2 mount point from a mountinfo text ("" when there is none): of several, the one
+// highest in the hierarchy (the host's tree mounted into a container with its own cgroup namespace
+// rather than the container's own /sys/fs/cgroup), the first of equals.
 std::string FindCgroup2Mount(const std::string& mountinfo);
 
 }  // namespace dogwatch::sysprobe

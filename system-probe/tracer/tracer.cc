@@ -87,6 +87,8 @@ const char* TelemetryName(int index) {
       return "kernel_conns_closed";
     case DW_TEL_SOCK_STORAGE_FAILED:
       return "kernel_tcp_storage_failed";
+    case DW_TEL_TCP_ADOPTED:
+      return "kernel_tcp_adopted_by_scan";
     default:
       return "kernel_unknown";
   }
@@ -331,6 +333,7 @@ std::map<std::string, int64_t> NetworkTracer::Counters() {
   out["dns_stats_dropped"] = static_cast<int64_t>(stats.dns_dropped);
   out["max_tracked_connections"] = options_.loader.max_tracked_connections;
   out["tcp_counters_in_socket_storage"] = probe_->tcp_counters_in_storage() ? 1 : 0;
+  out["io_from_packets"] = probe_->io_from_packets() ? 1 : 0;
   return out;
 }
 

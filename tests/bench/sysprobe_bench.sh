@@ -22,7 +22,8 @@
 #   env: FLOWS=70000  MAX_TRACKED=65536  PINGPONG_SIZE=64  PINGPONG_CPU=<last CPU> (-1: unpinned)
 #        RESULTS=file.tsv (keep every row)
 #        COLLECT_DNS=true|false (system_probe_config.collect_dns_stats: false leaves the per-packet
-#        DNS hooks out), TCP_COUNTERS=auto|storage|map (network_config.tcp_counters)
+#        DNS hooks out), TCP_COUNTERS=auto|storage|map (network_config.tcp_counters),
+#        IO_ACCOUNTING=auto|packets|calls (network_config.io_accounting)
 # Needs: root, build/bin/system-probe and build/bench/pingpong, iperf3, bpftool, python3.
 # Run it under `flock /tmp/dogwatch-build.lock` on a shared machine. Defaults take ~3 minutes.
 set -euo pipefail
@@ -37,6 +38,7 @@ pingpong_size=${PINGPONG_SIZE:-64}
 pingpong_cpu=${PINGPONG_CPU:-$(($(nproc) - 1))}
 collect_dns=${COLLECT_DNS:-true}
 tcp_counters=${TCP_COUNTERS:-auto}
+io_accounting=${IO_ACCOUNTING:-auto}
 
 fail() {
   echo "sysprobe_bench: $*" >&2
@@ -90,6 +92,7 @@ system_probe_config:
 network_config:
   enabled: true
   tcp_counters: $tcp_counters
+  io_accounting: $io_accounting
 YAML
 }
 write_config
@@ -117,6 +120,11 @@ start_sysprobe() {
     if [[ -S $dir/sysprobe.sock ]] &&
       build/bin/system-probe -c "$dir/system-probe.yaml" connections >"$dir/conn.txt" 2>/dev/null; then
       [[ -n $(prog_ids "$sp") ]] || fail "system-probe serves but holds no BPF programs"
+      if [[ -z ${tracer_reported:-} ]]; then
+        echo "system-probe: $(head -1 "$dir/conn.txt"), io_from_packets $(counter "$dir/conn.txt" io_from_packets)," \
+          "tcp_counters_in_socket_storage $(counter "$dir/conn.txt" tcp_counters_in_socket_storage)"
+        tracer_reported=1
+      fi
       return 0
     fi
     sleep 0.1

@@ -650,6 +650,9 @@ TEST_CASE("connections: loopback TCP traffic reaches the intake as CollectorConn
       },
       40s);
   INFO("agent stderr:\n" << agent->Stderr());
+  INFO("client flow " << client_port << "->" << server_port << ": sent " << sent << " received " << received
+                      << " closed " << closed << "; server received " << server_received
+                      << "; last payload seq " << since);
   REQUIRE(done);
   CHECK(sent == 54321);
   CHECK(received == 12345);
