@@ -31,6 +31,10 @@ size_t NumberMapSize(const NumberMap& map) {
 
 void WriteStringMap(ProtoSink& w, uint32_t field, const StringMap& map) {
   for (const auto& [key, value] : map) {
+    if (ProtoSink::IsShortStringEntry(key, value)) {
+      w.ShortStringEntry(field, key, value);
+      continue;
+    }
     w.MessageHeader(field, StringEntrySize(key, value));
     w.String(1, key);
     w.String(2, value);
@@ -55,11 +59,11 @@ void WriteSpan(ProtoSink& w, const Span& span) {
   w.String(1, span.service);
   w.String(2, span.name);
   w.String(3, span.resource);
-  w.UInt64(4, span.trace_id);
-  w.UInt64(5, span.span_id);
-  w.UInt64(6, span.parent_id);
-  w.Int64(7, span.start);
-  w.Int64(8, span.duration);
+  w.WideUInt64(4, span.trace_id);
+  w.WideUInt64(5, span.span_id);
+  w.WideUInt64(6, span.parent_id);
+  w.WideInt64(7, span.start);
+  w.WideInt64(8, span.duration);
   w.Int64(9, span.error);
   WriteStringMap(w, 10, span.meta);
   WriteNumberMap(w, 11, span.metrics);
@@ -110,12 +114,14 @@ size_t PayloadEncoder::SpanSize(const Span& span) {
 void PayloadEncoder::EncodeSpan(const Span& span, std::string* out) {
   const size_t size = SpanSize(span);
   const size_t old_size = out->size();
-  out->resize(old_size + size);
+  out->resize(old_size + size + kProtoSinkSlack);
   ProtoSink w(out->data() + old_size);
   WriteSpan(w, span);
+  out->resize(old_size + size);
 }
 
 char* PayloadEncoder::Reserve(size_t size) {
+  size += kProtoSinkSlack;
   if (size > capacity_) {
     // Geometric growth; the buffer lives as long as the (per-thread) encoder and is as large as
     // the largest tracer payload it encoded, which the receiver's request size limit bounds.

@@ -22,7 +22,8 @@ class PayloadEncoder {
   std::string_view EncodeTracerPayload(const TracerPayload& payload);
   // The same in two steps, for callers that own the destination memory (the trace writer encodes
   // straight into its flush buffer): Measure returns the entry's size, EncodeMeasured then writes
-  // exactly that many bytes at `out`. `payload` must not change in between.
+  // exactly that many bytes at `out`, which must be followed by kProtoSinkSlack (proto_writer.h)
+  // bytes it may scribble on. `payload` must not change in between.
   size_t Measure(const TracerPayload& payload);
   void EncodeMeasured(const TracerPayload& payload, char* out);
   // Appends EncodeTracerPayload(payload) to `agent_payload`.

@@ -6,6 +6,7 @@
 #include "common/compression/compression.h"
 #include "common/log/log.h"
 #include "common/strings/strings.h"
+#include "trace-agent/writer/proto_writer.h"
 
 namespace dogwatch::trace {
 
@@ -33,38 +34,89 @@ std::shared_ptr<TraceWriter::Buffer> TraceWriter::NewBuffer(size_t payload_bytes
   // Sized once for a whole flush: growing it would copy every byte again, and writers encode into
   // it without the lock, so it must never move. Pages are only touched as they are written. A
   // payload larger than a flush on its own gets a buffer of its size.
-  buffer->data.reset(new char[header_.size() + std::max(options_.flush_bytes, payload_bytes)]);
+  buffer->data.reset(
+      new char[header_.size() + std::max(options_.flush_bytes, payload_bytes) + kProtoSinkSlack]);
   // Protobuf fields may come in any order: the header goes first, written once here.
   std::memcpy(buffer->data.get(), header_.data(), header_.size());
   buffer->size = header_.size();
+  buffer->uncompressed = header_.size();
   return buffer;
 }
 
+std::shared_ptr<TraceWriter::Buffer> TraceWriter::NewStreamBufferLocked() {
+  auto buffer = std::make_shared<Buffer>();
+  // Room for what a full flush compresses to on this payload (~10x); it grows if a flush
+  // compresses worse. The header goes first, as in the gzip buffer.
+  buffer->compressed.Reserve(std::max<size_t>(options_.flush_bytes / 8, 64 * 1024));
+  buffer->uncompressed = header_.size();
+  absl::Status status = stream_.Begin(options_.zstd_level);
+  if (status.ok()) status = stream_.Append(header_, /*end=*/false, &buffer->compressed);
+  if (!status.ok()) {
+    buffer->failed = true;
+    log::Get("trace-writer")->error("starting a zstd trace payload: {}", status.message());
+  }
+  return buffer;
+}
+
+void TraceWriter::StreamLocked(Buffer& buffer, std::string_view bytes, bool end) {
+  if (buffer.failed) return;
+  absl::Status status = stream_.Append(bytes, end, &buffer.compressed);
+  if (!status.ok()) {
+    buffer.failed = true;
+    log::Get("trace-writer")->error("compressing a trace payload: {}", status.message());
+  }
+}
+
+void TraceWriter::AddPayloadLocked(Buffer& buffer, const TracerPayload& payload, int64_t spans, size_t size) {
+  buffer.uncompressed += size;
+  buffer.spans += spans;
+  buffer.traces += static_cast<int64_t>(payload.chunks.size());
+  if (!payload.language_name.empty() && buffer.languages.size() < 16 &&
+      !buffer.languages.contains(payload.language_name)) {
+    buffer.languages.insert(payload.language_name);
+  }
+}
+
 void TraceWriter::Write(const TracerPayload& payload) {
-  // Per-thread encoder: receiver threads encode in parallel, outside the lock.
-  thread_local PayloadEncoder encoder;
-  const size_t size = encoder.Measure(payload);
   int64_t spans = 0;
   for (const auto& chunk : payload.chunks) spans += static_cast<int64_t>(chunk.spans.size());
+  if (options_.compression == TraceCompression::kZstd) {
+    WriteZstd(payload, spans);
+  } else {
+    WriteGzip(payload, spans);
+  }
+}
 
+void TraceWriter::WriteZstd(const TracerPayload& payload, int64_t spans) {
+  // Per-thread encoder: receiver threads encode in parallel, outside the lock, each into its own
+  // buffer, which is reused from payload to payload and so stays in cache for the compressor.
+  thread_local PayloadEncoder encoder;
+  const std::string_view encoded = encoder.EncodeTracerPayload(payload);
+  std::lock_guard<std::mutex> lock(mu_);
+  // Like the Datadog writer, flush what is buffered first when this payload would take the buffer
+  // past the flush size (a payload larger than that on its own is sent alone).
+  if (current_ != nullptr && PayloadBytes(*current_) + encoded.size() > options_.flush_bytes) SealLocked();
+  if (current_ == nullptr) current_ = NewStreamBufferLocked();
+  Buffer& buffer = *current_;
+  AddPayloadLocked(buffer, payload, spans, encoded.size());
+  StreamLocked(buffer, encoded, /*end=*/false);
+  if (PayloadBytes(buffer) >= options_.flush_bytes) SealLocked();
+}
+
+void TraceWriter::WriteGzip(const TracerPayload& payload, int64_t spans) {
+  thread_local PayloadEncoder encoder;
+  const size_t size = encoder.Measure(payload);
   std::shared_ptr<Buffer> buffer;
   char* out = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    // Like the Datadog writer, flush what is buffered first when this payload would take the buffer
-    // past the flush size (a payload larger than that on its own is sent alone).
     if (current_ != nullptr && PayloadBytes(*current_) + size > options_.flush_bytes) SealLocked();
     if (current_ == nullptr) current_ = NewBuffer(size);
     buffer = current_;
     out = buffer->data.get() + buffer->size;
     buffer->size += size;
     ++buffer->writers;
-    buffer->spans += spans;
-    buffer->traces += static_cast<int64_t>(payload.chunks.size());
-    if (!payload.language_name.empty() && buffer->languages.size() < 16 &&
-        !buffer->languages.contains(payload.language_name)) {
-      buffer->languages.insert(payload.language_name);
-    }
+    AddPayloadLocked(*buffer, payload, spans, size);
     if (PayloadBytes(*buffer) >= options_.flush_bytes) SealLocked();
   }
   encoder.EncodeMeasured(payload, out);
@@ -81,6 +133,9 @@ void TraceWriter::SealLocked() {
     dropped_spans_.fetch_add(pending_.front()->spans);
     pending_.pop_front();
   }
+  // zstd: the frame ends here, so that the one stream serves the next buffer at once (and a
+  // pending buffer holds only compressed bytes). At most a block of input is still to compress.
+  if (options_.compression == TraceCompression::kZstd) StreamLocked(*current_, {}, /*end=*/true);
   pending_.push_back(std::move(current_));
   current_ = nullptr;
   wake_.notify_one();
@@ -114,17 +169,27 @@ void TraceWriter::Run() {
 }
 
 void TraceWriter::FlushBuffer(Buffer& buffer) {
-  bytes_uncompressed_.fetch_add(static_cast<int64_t>(buffer.size));
+  bytes_uncompressed_.fetch_add(static_cast<int64_t>(buffer.uncompressed));
   const bool zstd = options_.compression == TraceCompression::kZstd;
   std::string compressed;
-  absl::Status compressed_ok =
-      compression::CompressWholeBuffer(zstd ? compression::Codec::kZstd : compression::Codec::kGzip,
-                                       std::string_view(buffer.data.get(), buffer.size),
-                                       zstd ? options_.zstd_level : options_.gzip_level, &compressed);
-  // The uncompressed bytes are not needed any more: give the memory back before the submit.
-  // (Keeping the buffer for reuse measured ~10% slower end to end, most likely because glibc then
-  // never raises its dynamic mmap threshold, so every request body is mmap'd and page-faulted.)
-  buffer.data.reset();
+  absl::Status compressed_ok;
+  if (zstd) {
+    // Compressed as it was written; the frame ended at the seal.
+    if (buffer.failed) {
+      compressed_ok = absl::InternalError("the zstd stream failed (logged when it did)");
+    } else {
+      compressed.assign(buffer.compressed.view());
+    }
+    buffer.compressed = GrowableBytes();
+  } else {
+    compressed_ok = compression::CompressWholeBuffer(compression::Codec::kGzip,
+                                                     std::string_view(buffer.data.get(), buffer.size),
+                                                     options_.gzip_level, &compressed);
+    // The uncompressed bytes are not needed any more: give the memory back before the submit.
+    // (Keeping the buffer for reuse measured ~10% slower end to end, most likely because glibc then
+    // never raises its dynamic mmap threshold, so every request body is mmap'd and page-faulted.)
+    buffer.data.reset();
+  }
   if (!compressed_ok.ok()) {
     submit_errors_.fetch_add(1);
     dropped_spans_.fetch_add(buffer.spans);

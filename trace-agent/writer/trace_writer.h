@@ -1,10 +1,16 @@
 #pragma once
-// Buffers processed tracer payloads as encoded AgentPayload bytes and hands compressed payloads
-// to the core every `flush_interval` or when the buffer passes `flush_bytes` (Datadog: 5 s and
-// 3.2 MB). Encoding happens on the caller's thread, outside the lock, straight into the flush
-// buffer: the lock only covers reserving the payload's byte range (its size is computed first),
-// and the flusher waits for the writers still filling a sealed buffer. Compression and submission
-// run on one flusher thread. Pending payloads are bounded; what the bound sheds is counted.
+// Buffers processed tracer payloads as AgentPayload bytes and hands compressed payloads to the core
+// every `flush_interval` or when the buffer passes `flush_bytes` of uncompressed bytes (Datadog: 5 s
+// and 3.2 MB). Encoding happens on the caller's thread, outside the lock.
+//  - zstd (the default): each payload is encoded into the thread's own, reused buffer (it stays in
+//    cache) and fed, under the lock, to the zstd stream of the AgentPayload being filled; a seal
+//    ends the frame. Only compressed bytes are buffered, and no 3.2 MB buffer is written and then
+//    read back cold for a one-shot compression.
+//  - gzip (libdeflate has no streaming API): each payload is encoded straight into the flush buffer
+//    at a byte range reserved under the lock (its size is computed first); the flusher waits for
+//    the writers still filling a sealed buffer and compresses it whole.
+// Submission runs on one flusher thread. Pending payloads are bounded; what the bound sheds is
+// counted.
 
 #include <atomic>
 #include <condition_variable>
@@ -22,6 +28,7 @@
 #include "absl/time/time.h"
 #include "trace-agent/model/span.h"
 #include "trace-agent/writer/payload_encoder.h"
+#include "trace-agent/writer/zstd_stream.h"
 
 namespace dogwatch::trace {
 
@@ -34,7 +41,9 @@ enum class TraceCompression { kGzip, kZstd };
 struct TraceWriterOptions {
   size_t flush_bytes = 3'200'000;
   absl::Duration flush_interval = absl::Seconds(5);
-  size_t max_pending_payloads = 8;  // full buffers waiting for the flusher (~25 MiB at most)
+  // Full buffers waiting for the flusher: gzip ~25 MiB at most (uncompressed); zstd holds only
+  // the compressed frames (~0.2-0.4 MiB each at this flush size).
+  size_t max_pending_payloads = 8;
   PayloadEncoder::AgentPayloadHeader header;
   TraceCompression compression = TraceCompression::kZstd;
   int gzip_level = 1;  // BestSpeed, as the Datadog trace writer (libdeflate's level 1)
@@ -66,12 +75,16 @@ class TraceWriter {
   std::map<std::string, int64_t> Counters() const;
 
  private:
-  // One AgentPayload being filled: the header first (constant, encoded once), then tracer
-  // payloads at the byte ranges their writers reserved.
+  // One AgentPayload being filled: the header first (constant, encoded once), then tracer payloads.
   struct Buffer {
-    std::unique_ptr<char[]> data;  // not value-initialised: every byte is written before it is read
-    size_t size = 0;               // bytes reserved, header included
-    int writers = 0;               // threads still encoding into a reserved range (guarded by mu_)
+    // gzip: the uncompressed AgentPayload, tracer payloads at the byte ranges their writers
+    // reserved. Not value-initialised: every byte is written before it is read.
+    std::unique_ptr<char[]> data;
+    size_t size = 0;           // gzip: bytes reserved, header included
+    GrowableBytes compressed;  // zstd: the frame so far (whole once sealed)
+    size_t uncompressed = 0;   // AgentPayload bytes so far, header included (both codecs)
+    int writers = 0;           // gzip: threads still encoding into a reserved range (guarded by mu_)
+    bool failed = false;       // zstd: the stream failed; the flusher counts the spans as dropped
     int64_t spans = 0;
     int64_t traces = 0;
     std::set<std::string> languages;
@@ -80,7 +93,13 @@ class TraceWriter {
   void FlushBuffer(Buffer& buffer);
   void SealLocked();
   std::shared_ptr<Buffer> NewBuffer(size_t payload_bytes) const;
-  size_t PayloadBytes(const Buffer& buffer) const { return buffer.size - header_.size(); }
+  size_t PayloadBytes(const Buffer& buffer) const { return buffer.uncompressed - header_.size(); }
+  void WriteGzip(const TracerPayload& payload, int64_t spans);
+  void WriteZstd(const TracerPayload& payload, int64_t spans);
+  // zstd: starts current_'s frame with the header; feeds it `bytes`; ends it (all under mu_).
+  std::shared_ptr<Buffer> NewStreamBufferLocked();
+  void StreamLocked(Buffer& buffer, std::string_view bytes, bool end);
+  void AddPayloadLocked(Buffer& buffer, const TracerPayload& payload, int64_t spans, size_t size);
 
   const TraceWriterOptions options_;
   const SubmitFunction submit_;
@@ -91,6 +110,7 @@ class TraceWriter {
   // Null until the first write after a seal, and never empty otherwise: the write that creates it
   // reserves its entry (Measure() >= 2 bytes: field tag and length) in the same critical section.
   std::shared_ptr<Buffer> current_;
+  ZstdStream stream_;  // zstd: the frame of current_ (guarded by mu_)
   std::deque<std::shared_ptr<Buffer>> pending_;
   bool stopping_ = false;
   std::thread flusher_;

@@ -10,6 +10,7 @@
 #include "common/compression/compression.h"
 #include "trace-agent/decode/testdata_payloads.h"
 #include "trace-agent/writer/payload_encoder.h"
+#include "trace-agent/writer/zstd_stream.h"
 
 namespace {
 
@@ -62,6 +63,90 @@ const std::pair<std::string, int64_t>& Flush() {
   }();
   return *flush;
 }
+
+// The tracer payloads of one full flush, distinct (ids, timestamps and queries vary).
+const std::vector<TracerPayload>& FlushPayloads() {
+  static const auto* payloads = [] {
+    auto* out = new std::vector<TracerPayload>;
+    std::vector<Trace> traces = testdata::BuildRealisticTraces(kTraces * 40, kSpansPerTrace);
+    PayloadEncoder encoder;
+    size_t bytes = 0;
+    TracerPayload payload;
+    payload.language_name = "nodejs";
+    payload.env = "prod";
+    for (size_t i = 0; i < traces.size() && bytes < kFlushBytes; ++i) {
+      TraceChunk chunk;
+      chunk.priority = 1;
+      chunk.spans = std::move(traces[i]);
+      payload.chunks.push_back(std::move(chunk));
+      if (payload.chunks.size() == kTraces) {
+        bytes += encoder.Measure(payload);
+        out->push_back(std::move(payload));
+        payload = TracerPayload();
+        payload.language_name = "nodejs";
+        payload.env = "prod";
+      }
+    }
+    return out;
+  }();
+  return *payloads;
+}
+
+// The whole writer path for one flush, two ways: every payload encoded into one flush-sized buffer,
+// then compressed in one shot; or each encoded into a reused per-thread buffer and fed to a zstd
+// stream. Spans per second per core.
+void BM_FlushEncodeIntoBufferThenCompress(benchmark::State& state) {
+  const auto& payloads = FlushPayloads();
+  PayloadEncoder encoder;
+  std::string out;
+  int64_t spans = 0;
+  for (auto _ : state) {
+    // A fresh buffer per flush, as the writer allocates one (its pages are new each time).
+    std::unique_ptr<char[]> buffer(new char[kFlushBytes + (1 << 20)]);
+    size_t size = 0;
+    for (const TracerPayload& payload : payloads) {
+      const size_t n = encoder.Measure(payload);
+      encoder.EncodeMeasured(payload, buffer.get() + size);
+      size += n;
+      spans += kTraces * kSpansPerTrace;
+    }
+    if (!dogwatch::compression::CompressWholeBuffer(dogwatch::compression::Codec::kZstd,
+                                                    std::string_view(buffer.get(), size), 1, &out)
+             .ok()) {
+      state.SkipWithError("compression failed");
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["spans_per_second"] =
+      benchmark::Counter(static_cast<double>(spans), benchmark::Counter::kIsRate);
+  state.counters["compressed_bytes"] = static_cast<double>(out.size());
+}
+BENCHMARK(BM_FlushEncodeIntoBufferThenCompress)->Unit(benchmark::kMillisecond);
+
+void BM_FlushEncodeThenStreamCompress(benchmark::State& state) {
+  const auto& payloads = FlushPayloads();
+  PayloadEncoder encoder;
+  ZstdStream stream;
+  int64_t spans = 0;
+  size_t compressed = 0;
+  for (auto _ : state) {
+    GrowableBytes out;
+    out.Reserve(kFlushBytes / 8);
+    bool ok = stream.Begin(1).ok();
+    for (const TracerPayload& payload : payloads) {
+      ok = ok && stream.Append(encoder.EncodeTracerPayload(payload), false, &out).ok();
+      spans += kTraces * kSpansPerTrace;
+    }
+    ok = ok && stream.Append({}, true, &out).ok();
+    if (!ok) state.SkipWithError("compression failed");
+    compressed = out.size;
+    benchmark::DoNotOptimize(out.data.get());
+  }
+  state.counters["spans_per_second"] =
+      benchmark::Counter(static_cast<double>(spans), benchmark::Counter::kIsRate);
+  state.counters["compressed_bytes"] = static_cast<double>(compressed);
+}
+BENCHMARK(BM_FlushEncodeThenStreamCompress)->Unit(benchmark::kMillisecond);
 
 void BM_EncodeTracerPayload(benchmark::State& state) {
   PayloadEncoder encoder;

@@ -11,6 +11,7 @@
 #include "trace-agent/decode/testdata_payloads.h"
 #include "trace-agent/writer/payload_encoder.h"
 #include "trace-agent/writer/proto_writer.h"
+#include "trace-agent/writer/zstd_stream.h"
 
 using namespace dogwatch::trace;
 
@@ -318,5 +319,98 @@ TEST_CASE("varint sizes and short copies match the wire format at every boundary
     std::string target(40, '#');
     CopyBytes(target.data() + 3, source.data() + 1, n);
     CHECK(target == std::string(3, '#') + source.substr(1, n) + std::string(37 - n, '#'));
+  }
+}
+
+TEST_CASE("wide varints match the byte loop at every length and leave the bytes past them alone") {
+  // Every bit width, its neighbours, and values with every 7-bit group set or clear.
+  std::vector<uint64_t> values;
+  for (int bits = 0; bits <= 64; ++bits) {
+    for (int delta = -1; delta <= 1; ++delta) {
+      values.push_back((bits == 64 ? 0 : (uint64_t{1} << bits)) + static_cast<uint64_t>(delta));
+    }
+  }
+  for (uint64_t pattern :
+       std::initializer_list<uint64_t>{0x5555555555555555ull, 0xAAAAAAAAAAAAAAAAull, 0x7F007F007F007F00ull,
+                                       0x0102040810204081ull, ~uint64_t{0}, uint64_t{1} << 63}) {
+    for (int shift = 0; shift < 64; shift += 7) values.push_back(pattern >> shift);
+  }
+  for (uint64_t value : values) {
+    INFO(value);
+    std::string want;
+    ProtoWriter(&want).UInt64(4, value);
+    // A field before and after, written into memory with slack, as the encoder does.
+    std::string memory(want.size() + 2 + kProtoSinkSlack, '#');
+    ProtoSink sink(memory.data());
+    sink.WideUInt64(4, value);
+    CHECK(static_cast<size_t>(sink.position() - memory.data()) == want.size());
+    sink.Tag(1, 0);
+    sink.Varint(1);
+    CHECK(memory.substr(0, want.size()) == want);
+    CHECK(memory.substr(want.size(), 2) == std::string("\x08\x01", 2));
+    CHECK(UInt64FieldSize(value) == want.size());
+  }
+}
+
+TEST_CASE("map entries take the one-byte-length shortcut only where it writes the same bytes") {
+  // Key and value lengths around the shortcut's bounds (1-60 bytes each) and the varint boundary.
+  for (size_t key_size : std::initializer_list<size_t>{0, 1, 2, 59, 60, 61, 62, 127, 128}) {
+    for (size_t value_size : std::initializer_list<size_t>{0, 1, 2, 59, 60, 61, 62, 127, 128, 300}) {
+      INFO(key_size << " " << value_size);
+      const std::string key(key_size, 'k');
+      const std::string value(value_size, 'v');
+      Span span;
+      span.meta.emplace_back(SpanString(key), SpanString(value));
+      std::string want;
+      ProtoWriter w(&want);
+      std::string entry;
+      ProtoWriter(&entry).String(1, key);
+      ProtoWriter(&entry).String(2, value);
+      w.Message(10, entry);
+      std::string got;
+      PayloadEncoder::EncodeSpan(span, &got);
+      CHECK(got == want);
+      CHECK(PayloadEncoder::SpanSize(span) == want.size());
+      CHECK(ProtoSink::IsShortStringEntry(key, value) ==
+            (key_size >= 1 && key_size <= 60 && value_size >= 1 && value_size <= 60));
+    }
+  }
+}
+
+TEST_CASE("a zstd stream that cannot start drops its payload and counts it, and the next one works") {
+  std::mutex mu;
+  std::vector<OutgoingPayload> submitted;
+  TraceWriterOptions options;
+  options.zstd_level = 1000;  // refused, as CompressWholeBuffer refuses it
+  options.flush_bytes = 1;    // every write seals a payload
+  options.flush_interval = absl::Seconds(60);
+  TraceWriter writer(options, [&](OutgoingPayload payload) {
+    std::lock_guard<std::mutex> lock(mu);
+    submitted.push_back(std::move(payload));
+    return absl::OkStatus();
+  });
+  writer.Start();
+  writer.Write(MakePayload());
+  writer.Write(MakePayload());
+  writer.Stop();
+  CHECK(submitted.empty());
+  CHECK(writer.Counters().at("writer_submit_errors") == 2);
+  CHECK(writer.Counters().at("writer_dropped_spans") == 4);
+  CHECK(writer.Counters().at("writer_spans") == 0);
+
+  // A stream reused frame after frame, including after an unfinished one, starts clean each time.
+  ZstdStream stream;
+  GrowableBytes abandoned;
+  REQUIRE(stream.Begin(1).ok());
+  REQUIRE(stream.Append(std::string(300'000, 'a'), false, &abandoned).ok());
+  for (int frame = 0; frame < 3; ++frame) {
+    GrowableBytes out;
+    REQUIRE(stream.Begin(1).ok());
+    const std::string input = "frame " + std::to_string(frame) + std::string(200'000, 'x');
+    REQUIRE(stream.Append(input.substr(0, 150'000), false, &out).ok());
+    REQUIRE(stream.Append(input.substr(150'000), true, &out).ok());
+    auto decoded = dogwatch::compression::ZstdDecompress(std::string(out.view()), 1 << 20);
+    REQUIRE(decoded.ok());
+    CHECK(*decoded == input);
   }
 }
