@@ -50,6 +50,8 @@ const volatile __u8 collect_dns = 1;
  * key and a hash lookup. 0 (kernels without sk_storage in tracing programs, before 5.11): the
  * counters go straight into `conns`, as for UDP. */
 const volatile __u8 tcp_io_in_sk_storage = 1;
+/* Unread ring buffer bytes past which a submit wakes the consumer (set to a quarter of the ring). */
+const volatile __u64 ring_wakeup_bytes = 1 << 18;
 /* 1: no per-call hooks are attached; see the header. Implies tcp_io_in_sk_storage. */
 const volatile __u8 count_from_packets = 0;
 
@@ -170,6 +172,14 @@ struct {
  * called only from programs loaded when counting from packets, so kernels before 6.2 still load
  * the per-call set. */
 extern void* bpf_rdonly_cast(const void* obj, __u32 btf_id) __ksym __weak;
+
+/* Submit flags for a ring buffer event. Waking the consumer (irq_work, then epoll) cost more than
+ * all the rest of a connection's close; user space drains the ring every 200 ms and before every
+ * poll anyway, so a submit wakes it only when the ring is filling up. */
+static __always_inline __u64 ring_submit_flags(void) {
+  return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > ring_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+                                                                           : BPF_RB_NO_WAKEUP;
+}
 
 static __always_inline void count(__u32 which) {
   __u64* value = bpf_map_lookup_elem(&telemetry, &which);
@@ -589,7 +599,7 @@ static __always_inline void emit_closed(struct dw_conn_key* key, struct dw_conn_
   event->pad0 = 0;
   __builtin_memcpy(&event->key, key, sizeof(*key));
   __builtin_memcpy(&event->stats, s, sizeof(*s));
-  bpf_ringbuf_submit(event, 0);
+  bpf_ringbuf_submit(event, ring_submit_flags());
   bpf_map_delete_elem(&conns, key);
   count(DW_TEL_CONNS_CLOSED);
 }
@@ -892,7 +902,7 @@ int dw_sock_release(struct bpf_sock* ctx) {
   __builtin_memset(event, 0, sizeof(*event));
   event->kind = DW_EVENT_SOCK_RELEASED;
   event->key.cookie = cookie;
-  bpf_ringbuf_submit(event, 0);
+  bpf_ringbuf_submit(event, ring_submit_flags());
   return 1;
 }
 
@@ -1147,7 +1157,7 @@ static __always_inline void inspect_dns(struct __sk_buff* skb, const struct l4_i
   event->client_port = key.client_port;
   event->family = key.family;
   __builtin_memset(event->pad1, 0, sizeof(event->pad1));
-  bpf_ringbuf_submit(event, 0);
+  bpf_ringbuf_submit(event, ring_submit_flags());
   bpf_map_delete_elem(&dns_pending, &key);
 }
 

@@ -313,6 +313,7 @@ absl::StatusOr<std::unique_ptr<NetworkProbe>> NetworkProbe::Load(const LoaderOpt
     bpf_program__set_autoload(skel->progs.dw_scan_task_sockets, packets);
     bpf_map__set_max_entries(skel->maps.conns, options.max_tracked_connections);
     bpf_map__set_max_entries(skel->maps.events, options.ring_buffer_bytes);
+    skel->rodata->ring_wakeup_bytes = options.ring_buffer_bytes / 4;
     auto attachments = Attachments(skel);
     for (auto& a : attachments) {
       bool enabled = Wanted(skel, a, backend, accounting, options.collect_dns);

@@ -134,7 +134,8 @@ void NetworkTracer::ConsumeLoop() {
       log::Get("system-probe")->warn("ring buffer wait failed: {}", std::strerror(errno));
     }
     absl::MutexLock lock(&mu_);
-    if (n > 0) ring_buffer__consume(ring_);
+    // Also on a timeout: the programs wake this loop only when the ring is a quarter full.
+    ring_buffer__consume(ring_);
     if (MonotonicNs() >= next_housekeeping) {
       ScanConnections(/*finalize=*/true);
       ring_buffer__consume(ring_);

@@ -10,8 +10,9 @@
 #    process used during its rounds.
 # 2. Per-program cost: with kernel.bpf_stats_enabled=1 (restored afterwards), run_time_ns and
 #    run_cnt of the programs this system-probe owns (found through /proc/<pid>/fdinfo, so another
-#    system-probe on the machine is not counted), over one iperf3 run and one ping-pong run:
-#    ns/event per program and the total in-kernel CPU it adds.
+#    system-probe on the machine is not counted), over one iperf3 run, one ping-pong run and a
+#    churn of CHURN short connections (100 bytes up, 50 down, closed, one at a time): ns/event per
+#    program, the total in-kernel CPU it adds, and for the churn the program time per connection.
 # 3. Memory bound: a fresh system-probe with max_tracked_connections (default 65,536), then FLOWS
 #    (default 70,000) distinct unconnected-UDP flows (one socket, one datagram to each of FLOWS
 #    loopback addresses 127.1.x.y on a port this script holds); reports VmRSS/PSS before and
@@ -23,7 +24,8 @@
 #        RESULTS=file.tsv (keep every row)
 #        COLLECT_DNS=true|false (system_probe_config.collect_dns_stats: false leaves the per-packet
 #        DNS hooks out), TCP_COUNTERS=auto|storage|map (network_config.tcp_counters),
-#        IO_ACCOUNTING=auto|packets|calls (network_config.io_accounting)
+#        IO_ACCOUNTING=auto|packets|calls (network_config.io_accounting),
+#        CHURN=3000 (connections opened and closed one at a time in the per-program phase)
 # Needs: root, build/bin/system-probe and build/bench/pingpong, iperf3, bpftool, python3.
 # Run it under `flock /tmp/dogwatch-build.lock` on a shared machine. Defaults take ~3 minutes.
 set -euo pipefail
@@ -39,6 +41,7 @@ pingpong_cpu=${PINGPONG_CPU:-$(($(nproc) - 1))}
 collect_dns=${COLLECT_DNS:-true}
 tcp_counters=${TCP_COUNTERS:-auto}
 io_accounting=${IO_ACCOUNTING:-auto}
+churn=${CHURN:-3000}
 
 fail() {
   echo "sysprobe_bench: $*" >&2
@@ -56,6 +59,7 @@ done
   fail "PINGPONG_SECONDS: 1..60"
 [[ $flows =~ ^[0-9]+$ && $flows -ge 1 && $flows -le 1000000 ]] || fail "FLOWS: 1..1000000"
 [[ $max_tracked =~ ^[0-9]+$ && $max_tracked -ge 1024 ]] || fail "MAX_TRACKED: >= 1024"
+[[ $churn =~ ^[0-9]+$ && $churn -ge 1 && $churn -le 100000 ]] || fail "CHURN: 1..100000"
 [[ $pingpong_cpu =~ ^-?[0-9]+$ && $pingpong_cpu -lt $(nproc) ]] || fail "PINGPONG_CPU: -1..$(($(nproc) - 1))"
 
 dir=$(mktemp -d /tmp/sysprobe-bench.XXXXXX)
@@ -219,17 +223,41 @@ pp=$(run_pingpong)
 read -r stats_median _ _ <<<"$pp"
 t2=$(date +%s.%N)
 snapshot s2
+# Connection churn: what each connection costs (its state changes, storage and close event), the
+# figure that matters for short-lived connections. Bounded: CHURN connections, one at a time.
+python3 - "$churn" <<'PY'
+import socket, sys
+n = int(sys.argv[1])
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(64)
+for _ in range(n):
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    client.sendall(b"q" * 100)
+    server.recv(100)
+    server.sendall(b"r" * 50)
+    client.recv(50)
+    client.close()
+    server.close()
+listener.close()
+PY
+t3=$(date +%s.%N)
+snapshot s3
 sysctl -q -w kernel.bpf_stats_enabled="$stats_old"
 echo "with bpf_stats on: iperf3 $stats_gbps Gbit/s, pingpong median $stats_median us (stats add their own clock reads)"
-python3 - "$dir" "$ours" "$t0" "$t1" "$t2" "$results" <<'PY'
+python3 - "$dir" "$ours" "$t0" "$t1" "$t2" "$t3" "$results" "$churn" <<'PY'
 import json, sys
-d, ours, t0, t1, t2, results = sys.argv[1], {int(x) for x in sys.argv[2].split(",")}, *map(float, sys.argv[3:6]), sys.argv[6]
+d, ours = sys.argv[1], {int(x) for x in sys.argv[2].split(",")}
+t0, t1, t2, t3 = map(float, sys.argv[3:7])
+results, churn = sys.argv[7], int(sys.argv[8])
 snaps = []
-for name in ("s0", "s1", "s2"):
+for name in ("s0", "s1", "s2", "s3"):
     progs = {p["id"]: p for p in json.load(open(f"{d}/{name}.json")) if p["id"] in ours}
     snaps.append(progs)
 rows = []
-for phase, a, b, secs in (("iperf3", snaps[0], snaps[1], t1 - t0), ("pingpong", snaps[1], snaps[2], t2 - t1)):
+for phase, a, b, secs in (("iperf3", snaps[0], snaps[1], t1 - t0), ("pingpong", snaps[1], snaps[2], t2 - t1),
+                          (f"churn of {churn} connections", snaps[2], snaps[3], t3 - t2)):
     total_ns = 0
     print(f"\n{phase} ({secs:.1f} s): program, runs, runs/s, ns/run")
     for pid in sorted(ours):
@@ -245,6 +273,8 @@ for phase, a, b, secs in (("iperf3", snaps[0], snaps[1], t1 - t0), ("pingpong", 
             f.write(f"stats\t-\t{phase}\t{name}.runs\t{runs}\n")
             f.write(f"stats\t-\t{phase}\t{name}.ns_per_run\t{per:.0f}\n")
     print(f"  total in-kernel time {total_ns / 1e6:.1f} ms = {100 * total_ns / 1e9 / secs:.2f}% of one CPU")
+    if phase.startswith("churn"):
+        print(f"  per connection (both ends): {total_ns / churn / 1000:.2f} us in programs")
     with open(results, "a") as f:
         f.write(f"stats\t-\t{phase}\ttotal_cpu_percent\t{100 * total_ns / 1e9 / secs:.3f}\n")
 PY
