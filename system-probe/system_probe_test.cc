@@ -764,6 +764,35 @@ TEST_CASE("a socket accepted by a forked worker is the worker's while open and a
   CHECK(flows[1].received == 888);
 }
 
+TEST_CASE("a listener older than system-probe hands its process to the sockets it accepts") {
+  const int listener = Listen(kV4, SOCK_STREAM);  // before system-probe: its listen() was not seen
+  const uint16_t server_port = LocalPort(listener);
+  SystemProbeUnderTest probe(IoAccounting("packets"));
+  probe.Poll("listener");
+  int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  socklen_t len;
+  auto addr = Address(kV4, server_port, &len);
+  REQUIRE(connect(client, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+  const uint16_t client_port = LocalPort(client);
+  int server = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  REQUIRE(server >= 0);
+  REQUIRE(SendAll(client, 1001, 'a'));
+  REQUIRE(ReceiveExactly(server, 1001) == 1001);
+  // Reset rather than FIN: no close in process context and no scan between the accept and the
+  // end, so the accepted socket's process can only be the one inherited from the listener.
+  linger abort_on_close{1, 0};
+  REQUIRE(setsockopt(server, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof(abort_on_close)) == 0);
+  close(server);
+  close(client);
+  close(listener);
+  auto flows = PollUntilClosed(probe, "listener", {{CONNECTION_TYPE_TCP, server_port, client_port}});
+  REQUIRE(flows[0].seen);
+  CHECK(flows[0].closed == 1);
+  CHECK(flows[0].received == 1001);
+  CHECK(flows[0].pid == getpid());
+  CHECK(flows[0].direction == DIRECTION_INCOMING);
+}
+
 TEST_CASE("a UDP server that only receives is named from its bind") {
   const std::string mode = GENERATE(as<std::string>{}, "packets", "calls");
   INFO("network_config.io_accounting: " << mode);

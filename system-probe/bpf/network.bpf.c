@@ -734,12 +734,24 @@ static __always_inline void set_holder(__u32* pid, char* comm, struct task_struc
   bpf_probe_read_kernel(comm, DW_COMM_LEN, task->comm);
 }
 
-/* A TCP socket: adopted if it is established without a record (older than system-probe, or its
- * record could not be made then), and its holder noted unless a caller is known. */
+/* A TCP socket: a listener's process noted for the sockets it will accept; an established socket
+ * adopted if it has no record (older than system-probe, or its record could not be made then), and
+ * its holder noted unless a caller is known. */
 static __always_inline void scan_tcp_socket(struct sock* sk, struct task_struct* task) {
+  int state = sk->__sk_common.skc_state;
+  if (state == TCP_LISTEN) {
+    /* A listener older than system-probe (or than its last restart) hands its process to the
+     * sockets it accepts from now on, as one seen calling listen() does. */
+    struct dw_sock_io init = {};
+    struct dw_sock_io* listener = bpf_sk_storage_get(&tcp_io, sk, &init, BPF_SK_STORAGE_GET_F_CREATE);
+    if (listener && listener->pid == 0) {
+      set_holder(&listener->pid, listener->comm, task);
+      listener->pid_source = DW_PID_INHERITED;
+    }
+    return;
+  }
   struct dw_sock_io* io = bpf_sk_storage_get(&tcp_io, sk, 0, 0);
   if (!io || !io->linked) {
-    int state = sk->__sk_common.skc_state;
     if (state != TCP_ESTABLISHED && state != TCP_CLOSE_WAIT) return;
     struct dw_conn_key key;
     /* No handshake seen: the direction is guessed from the ports, and counting starts now. */
