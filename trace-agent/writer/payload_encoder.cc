@@ -15,7 +15,10 @@ size_t StringEntrySize(std::string_view key, std::string_view value) {
 
 size_t StringMapSize(const StringMap& map) {
   size_t size = 0;
-  for (const auto& [key, value] : map) size += MessageFieldSize(StringEntrySize(key, value));
+  for (const auto& [key, value] : map) {
+    size += ProtoSink::IsShortStringEntry(key, value) ? ProtoSink::ShortStringEntryFieldSize(key, value)
+                                                      : MessageFieldSize(StringEntrySize(key, value));
+  }
   return size;
 }
 
@@ -25,7 +28,10 @@ size_t NumberEntrySize(std::string_view key, double value) {
 
 size_t NumberMapSize(const NumberMap& map) {
   size_t size = 0;
-  for (const auto& [key, value] : map) size += MessageFieldSize(NumberEntrySize(key, value));
+  for (const auto& [key, value] : map) {
+    size += ProtoSink::IsShortNumberEntry(key) ? ProtoSink::ShortNumberEntryFieldSize(key, value)
+                                               : MessageFieldSize(NumberEntrySize(key, value));
+  }
   return size;
 }
 
@@ -43,6 +49,10 @@ void WriteStringMap(ProtoSink& w, uint32_t field, const StringMap& map) {
 
 void WriteNumberMap(ProtoSink& w, uint32_t field, const NumberMap& map) {
   for (const auto& [key, value] : map) {
+    if (ProtoSink::IsShortNumberEntry(key)) {
+      w.ShortNumberEntry(field, key, value);
+      continue;
+    }
     w.MessageHeader(field, NumberEntrySize(key, value));
     w.String(1, key);
     w.Double(2, value);

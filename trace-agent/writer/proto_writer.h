@@ -189,6 +189,31 @@ class ProtoSink {
     CopyBytes(position_ + 2, value.data(), value.size());
     position_ += 2 + value.size();
   }
+  // The encoded size of such an entry as a field: tag, length, then the entry.
+  static size_t ShortStringEntryFieldSize(std::string_view key, std::string_view value) {
+    return 6 + key.size() + value.size();
+  }
+  // A map<string, double> entry {1: key, 2: value} whose key is 1-100 bytes: the entry is at most 113
+  // bytes, so both lengths take one byte. A zero value is left out, as Double() leaves it out. Most span
+  // metrics are such entries.
+  static bool IsShortNumberEntry(std::string_view key) { return key.size() - 1 < 100; }
+  static size_t ShortNumberEntryFieldSize(std::string_view key, double value) {
+    return 4 + key.size() + (value == 0 ? 0 : 9);
+  }
+  void ShortNumberEntry(uint32_t field, std::string_view key, double value) {
+    const bool has_value = value != 0;
+    position_[0] = static_cast<char>((field << 3) | 2);
+    position_[1] = static_cast<char>(2 + key.size() + (has_value ? 9 : 0));
+    position_[2] = static_cast<char>((1 << 3) | 2);
+    position_[3] = static_cast<char>(key.size());
+    CopyBytes(position_ + 4, key.data(), key.size());
+    position_ += 4 + key.size();
+    if (has_value) {
+      position_[0] = static_cast<char>((2 << 3) | 1);
+      std::memcpy(position_ + 1, &value, 8);  // little-endian hosts only, as every target of this agent
+      position_ += 9;
+    }
+  }
   // The header of a nested message of `size` bytes, which the caller writes next.
   void MessageHeader(uint32_t field, size_t size) {
     Tag(field, 2);

@@ -1,6 +1,7 @@
 #include "trace-agent/writer/trace_writer.h"
 
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -373,6 +374,30 @@ TEST_CASE("map entries take the one-byte-length shortcut only where it writes th
       CHECK(PayloadEncoder::SpanSize(span) == want.size());
       CHECK(ProtoSink::IsShortStringEntry(key, value) ==
             (key_size >= 1 && key_size <= 60 && value_size >= 1 && value_size <= 60));
+    }
+  }
+}
+
+TEST_CASE("metric entries take the one-byte-length shortcut only where it writes the same bytes") {
+  // Key lengths around the shortcut's bound (1-100 bytes) and the varint boundary; zero values (left
+  // out of the entry), negative zero, NaN and ordinary values.
+  for (size_t key_size : std::initializer_list<size_t>{0, 1, 2, 99, 100, 101, 116, 117, 127, 128, 300}) {
+    for (double value : std::initializer_list<double>{0.0, -0.0, 1.0, -3.5, 1e300, std::nan("")}) {
+      INFO(key_size << " " << value);
+      const std::string key(key_size, 'k');
+      Span span;
+      span.metrics.emplace_back(SpanString(key), value);
+      std::string want;
+      ProtoWriter w(&want);
+      std::string entry;
+      ProtoWriter(&entry).String(1, key);
+      ProtoWriter(&entry).Double(2, value);
+      w.Message(11, entry);
+      std::string got;
+      PayloadEncoder::EncodeSpan(span, &got);
+      CHECK(got == want);
+      CHECK(PayloadEncoder::SpanSize(span) == want.size());
+      CHECK(ProtoSink::IsShortNumberEntry(key) == (key_size >= 1 && key_size <= 100));
     }
   }
 }
