@@ -186,14 +186,15 @@ absl::Status Drop(NormalizeStats* stats, DropReason reason, std::string_view det
   return absl::InvalidArgumentError(strings::Cat(DropReasonName(reason), ": ", detail));
 }
 
-bool SameTraceId(const Span& a, const Span& b) {
-  if (a.trace_id != b.trace_id) return false;
+// `first_high` is the chunk's first span's _dd.p.tid (nullptr when it has none), looked up once per
+// chunk instead of once per span.
+bool SameTraceId(const Span& span, const Span& first, const SpanString* first_high) {
+  if (span.trace_id != first.trace_id) return false;
   // Tracers put the high 64 bits of a 128-bit ID only on the first span of a chunk: compare them only
   // when both spans carry them.
-  const SpanString* high_a = Find(a.meta, kTraceIdHighKey);
-  const SpanString* high_b = Find(b.meta, kTraceIdHighKey);
-  if (high_a == nullptr || high_b == nullptr) return true;
-  return *high_a == *high_b;
+  if (first_high == nullptr) return true;
+  const SpanString* high = Find(span.meta, kTraceIdHighKey);
+  return high == nullptr || *high == *first_high;
 }
 
 bool MetricEquals(const NumberMap& metrics, std::string_view key, double value) {
@@ -463,14 +464,17 @@ absl::Status NormalizeTrace(Trace& spans, const NormalizeOptions& options, Norma
   if (spans.empty()) return Drop(stats, DropReason::kEmptyTrace, "trace is empty");
   absl::flat_hash_set<uint64_t> span_ids;
   span_ids.reserve(spans.size());
-  for (Span& span : spans) {
-    if (!SameTraceId(span, spans.front())) {
+  const SpanString* first_high = nullptr;  // set once the first span is normalized; it is not changed after
+  for (size_t i = 0; i < spans.size(); ++i) {
+    Span& span = spans[i];
+    if (i > 0 && !SameTraceId(span, spans.front(), first_high)) {
       return Drop(stats, DropReason::kForeignSpan,
                   strings::Cat("trace has foreign span: trace_id ", span.trace_id, " in trace ",
                                spans.front().trace_id));
     }
     absl::Status status = NormalizeSpan(span, options, stats);
     if (!status.ok()) return status;
+    if (i == 0) first_high = Find(span.meta, kTraceIdHighKey);
     if (!span_ids.insert(span.span_id).second) CountFix(stats, NormalizeFix::kDuplicateSpanId);
   }
   return absl::OkStatus();
