@@ -15,6 +15,16 @@
 #include "absl/strings/str_cat.h"
 
 namespace dogwatch::compression {
+
+absl::StatusOr<int> ZstdLevel(int level) {
+  if (level == kDefaultLevel) return ZSTD_CLEVEL_DEFAULT;
+  if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid zstd level ", level, " (want ", ZSTD_minCLevel(), "..", ZSTD_maxCLevel(), ")"));
+  }
+  return level;
+}
+
 namespace {
 
 // zstd's default ceiling on frame windows (ZSTD_WINDOWLOG_LIMIT_DEFAULT, which zstd.h only exposes
@@ -231,15 +241,12 @@ absl::StatusOr<std::string> ZstdDecode(std::string_view data, size_t cap) {
   }
 }
 
-absl::StatusOr<std::string> ZstdEncode(std::string_view data, int level) {
-  if (level == kDefaultLevel) level = ZSTD_CLEVEL_DEFAULT;
-  if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid zstd level ", level, " (want ", ZSTD_minCLevel(), "..", ZSTD_maxCLevel(), ")"));
-  }
+absl::StatusOr<std::string> ZstdEncode(std::string_view data, int requested_level) {
+  absl::StatusOr<int> level = ZstdLevel(requested_level);
+  if (!level.ok()) return level.status();
   std::string out;
   out.resize(ZSTD_compressBound(data.size()));
-  const size_t rc = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), level);
+  const size_t rc = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), *level);
   if (ZSTD_isError(rc)) {
     return absl::InternalError(absl::StrCat("zstd compression failed: ", ZSTD_getErrorName(rc)));
   }
@@ -293,17 +300,14 @@ struct ZstdContextDeleter {
   void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
 };
 
-absl::Status ZstdWholeBuffer(std::string_view data, int level, std::string* out) {
-  if (level == kDefaultLevel) level = ZSTD_CLEVEL_DEFAULT;
-  if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid zstd level ", level, " (want ", ZSTD_minCLevel(), "..", ZSTD_maxCLevel(), ")"));
-  }
+absl::Status ZstdWholeBuffer(std::string_view data, int requested_level, std::string* out) {
+  absl::StatusOr<int> level = ZstdLevel(requested_level);
+  if (!level.ok()) return level.status();
   thread_local std::unique_ptr<ZSTD_CCtx, ZstdContextDeleter> context(ZSTD_createCCtx());
   if (context == nullptr) return absl::ResourceExhaustedError("cannot allocate a zstd context");
   std::string& scratch = WholeBufferScratch(ZSTD_compressBound(data.size()));
   const size_t rc =
-      ZSTD_compressCCtx(context.get(), scratch.data(), scratch.size(), data.data(), data.size(), level);
+      ZSTD_compressCCtx(context.get(), scratch.data(), scratch.size(), data.data(), data.size(), *level);
   if (ZSTD_isError(rc)) {
     out->clear();
     return absl::InternalError(absl::StrCat("zstd compression failed: ", ZSTD_getErrorName(rc)));

@@ -33,6 +33,10 @@ std::string_view ContentEncodingName(Codec codec);
 // Anything else (including stacked encodings such as "gzip, zstd") is InvalidArgument.
 absl::StatusOr<Codec> CodecForContentEncoding(std::string_view content_encoding);
 
+// A zstd level as libzstd takes it: kDefaultLevel becomes zstd's default (3); a level outside
+// ZSTD_minCLevel()..ZSTD_maxCLevel() is InvalidArgument (zstd itself would clamp it silently).
+absl::StatusOr<int> ZstdLevel(int level);
+
 // Compresses `data`. `level` is kDefaultLevel or a codec level (zlib/gzip 0-9, zstd
 // ZSTD_minCLevel()..ZSTD_maxCLevel()); an out-of-range level is InvalidArgument.
 absl::StatusOr<std::string> Compress(Codec codec, std::string_view data, int level = kDefaultLevel);

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/compression/compression.h"
 
 namespace dogwatch::trace {
 
@@ -22,19 +23,17 @@ ZstdStream::ZstdStream() : context_(ZSTD_createCCtx()) {}
 
 ZstdStream::~ZstdStream() { ZSTD_freeCCtx(context_); }
 
-absl::Status ZstdStream::Begin(int level) {
+absl::Status ZstdStream::Begin(int requested_level) {
   if (context_ == nullptr) return absl::ResourceExhaustedError("cannot allocate a zstd context");
-  // zstd would clamp an out-of-range level; refuse it, as the one-shot path (CompressWholeBuffer)
-  // does, so that a misconfigured level shows as counted, logged submit errors in either.
-  if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid zstd level ", level, " (want ", ZSTD_minCLevel(), "..", ZSTD_maxCLevel(), ")"));
-  }
+  // The one-shot path's validation (CompressWholeBuffer): zstd would clamp an out-of-range level, and a
+  // misconfigured one must show as counted, logged submit errors in either path.
+  const absl::StatusOr<int> level = compression::ZstdLevel(requested_level);
+  if (!level.ok()) return level.status();
   // Drops any frame left unfinished (after an error); the level is set again below.
   ZSTD_CCtx_reset(context_, ZSTD_reset_session_and_parameters);
-  const size_t rc = ZSTD_CCtx_setParameter(context_, ZSTD_c_compressionLevel, level);
+  const size_t rc = ZSTD_CCtx_setParameter(context_, ZSTD_c_compressionLevel, *level);
   if (ZSTD_isError(rc))
-    return absl::InvalidArgumentError(absl::StrCat("zstd level ", level, ": ", ZSTD_getErrorName(rc)));
+    return absl::InvalidArgumentError(absl::StrCat("zstd level ", *level, ": ", ZSTD_getErrorName(rc)));
   return absl::OkStatus();
 }
 

@@ -33,8 +33,9 @@ class ZstdStream {
   ZstdStream(const ZstdStream&) = delete;
   ZstdStream& operator=(const ZstdStream&) = delete;
 
-  // Starts a frame at `level`. The context (its window and hash tables) is kept between frames:
-  // allocating and clearing a new one per 3.2 MB flush would cost more than the flush's header.
+  // Starts a frame at `level` (a zstd level, or compression::kDefaultLevel). The context (its window and hash
+  // tables) is kept between frames: allocating and clearing a new one per 3.2 MB flush would cost more than
+  // the flush's header.
   absl::Status Begin(int level);
   // Compresses all of `input` into the frame, appending what zstd emits to `out`; with `end`, also
   // finishes the frame. zstd keeps up to a block (128 KiB) of input until it has a full block.
