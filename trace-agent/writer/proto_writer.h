@@ -178,12 +178,7 @@ class ProtoSink {
     return key.size() - 1 < 60 && value.size() - 1 < 60;
   }
   void ShortStringEntry(uint32_t field, std::string_view key, std::string_view value) {
-    position_[0] = static_cast<char>((field << 3) | 2);
-    position_[1] = static_cast<char>(4 + key.size() + value.size());
-    position_[2] = static_cast<char>((1 << 3) | 2);
-    position_[3] = static_cast<char>(key.size());
-    CopyBytes(position_ + 4, key.data(), key.size());
-    position_ += 4 + key.size();
+    ShortEntryWithKey(field, 4 + key.size() + value.size(), key);
     position_[0] = static_cast<char>((2 << 3) | 2);
     position_[1] = static_cast<char>(value.size());
     CopyBytes(position_ + 2, value.data(), value.size());
@@ -201,18 +196,8 @@ class ProtoSink {
     return 4 + key.size() + (value == 0 ? 0 : 9);
   }
   void ShortNumberEntry(uint32_t field, std::string_view key, double value) {
-    const bool has_value = value != 0;
-    position_[0] = static_cast<char>((field << 3) | 2);
-    position_[1] = static_cast<char>(2 + key.size() + (has_value ? 9 : 0));
-    position_[2] = static_cast<char>((1 << 3) | 2);
-    position_[3] = static_cast<char>(key.size());
-    CopyBytes(position_ + 4, key.data(), key.size());
-    position_ += 4 + key.size();
-    if (has_value) {
-      position_[0] = static_cast<char>((2 << 3) | 1);
-      std::memcpy(position_ + 1, &value, 8);  // little-endian hosts only, as every target of this agent
-      position_ += 9;
-    }
+    ShortEntryWithKey(field, 2 + key.size() + (value == 0 ? 0 : 9), key);
+    Double(2, value);
   }
   // The header of a nested message of `size` bytes, which the caller writes next.
   void MessageHeader(uint32_t field, size_t size) {
@@ -223,6 +208,17 @@ class ProtoSink {
   char* position() const { return position_; }
 
  private:
+  // A short map entry's field tag and one-byte length (`entry_size` < 128), then its key as field 1
+  // with a one-byte length; the value is the caller's to write.
+  void ShortEntryWithKey(uint32_t field, size_t entry_size, std::string_view key) {
+    position_[0] = static_cast<char>((field << 3) | 2);
+    position_[1] = static_cast<char>(entry_size);
+    position_[2] = static_cast<char>((1 << 3) | 2);
+    position_[3] = static_cast<char>(key.size());
+    CopyBytes(position_ + 4, key.data(), key.size());
+    position_ += 4 + key.size();
+  }
+
   char* position_;
 };
 

@@ -353,6 +353,21 @@ TEST_CASE("wide varints match the byte loop at every length and leave the bytes 
   }
 }
 
+namespace {
+
+// A span whose only field is one map entry (`entry`, encoded by the general ProtoWriter) as field
+// `field`: the encoder must write exactly that, and measure it so.
+void CheckSpanIsOneEntry(const Span& span, uint32_t field, const std::string& entry) {
+  std::string want;
+  ProtoWriter(&want).Message(field, entry);
+  std::string got;
+  PayloadEncoder::EncodeSpan(span, &got);
+  CHECK(got == want);
+  CHECK(PayloadEncoder::SpanSize(span) == want.size());
+}
+
+}  // namespace
+
 TEST_CASE("map entries take the one-byte-length shortcut only where it writes the same bytes") {
   // Key and value lengths around the shortcut's bounds (1-60 bytes each) and the varint boundary.
   for (size_t key_size : std::initializer_list<size_t>{0, 1, 2, 59, 60, 61, 62, 127, 128}) {
@@ -362,16 +377,10 @@ TEST_CASE("map entries take the one-byte-length shortcut only where it writes th
       const std::string value(value_size, 'v');
       Span span;
       span.meta.emplace_back(SpanString(key), SpanString(value));
-      std::string want;
-      ProtoWriter w(&want);
       std::string entry;
       ProtoWriter(&entry).String(1, key);
       ProtoWriter(&entry).String(2, value);
-      w.Message(10, entry);
-      std::string got;
-      PayloadEncoder::EncodeSpan(span, &got);
-      CHECK(got == want);
-      CHECK(PayloadEncoder::SpanSize(span) == want.size());
+      CheckSpanIsOneEntry(span, 10, entry);
       CHECK(ProtoSink::IsShortStringEntry(key, value) ==
             (key_size >= 1 && key_size <= 60 && value_size >= 1 && value_size <= 60));
     }
@@ -387,16 +396,10 @@ TEST_CASE("metric entries take the one-byte-length shortcut only where it writes
       const std::string key(key_size, 'k');
       Span span;
       span.metrics.emplace_back(SpanString(key), value);
-      std::string want;
-      ProtoWriter w(&want);
       std::string entry;
       ProtoWriter(&entry).String(1, key);
       ProtoWriter(&entry).Double(2, value);
-      w.Message(11, entry);
-      std::string got;
-      PayloadEncoder::EncodeSpan(span, &got);
-      CHECK(got == want);
-      CHECK(PayloadEncoder::SpanSize(span) == want.size());
+      CheckSpanIsOneEntry(span, 11, entry);
       CHECK(ProtoSink::IsShortNumberEntry(key) == (key_size >= 1 && key_size <= 100));
     }
   }
