@@ -216,6 +216,16 @@ int Listen(const Endpoint& e, int type, uint16_t port = 0) {
   return fd;
 }
 
+// A TCP client socket connected to `port` on the endpoint.
+int ConnectTcp(const Endpoint& e, uint16_t port) {
+  int fd = socket(e.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  socklen_t len;
+  auto addr = Address(e, port, &len);
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+  return fd;
+}
+
 // A UDP port free on the endpoint: explicit ports mark a UDP socket as a server (incoming).
 uint16_t FreeUdpPort(const Endpoint& e) {
   int fd = Listen(e, SOCK_DGRAM, 0);
@@ -245,17 +255,22 @@ size_t ReceiveUntilEof(int fd, size_t limit) {
   return total;
 }
 
+// Waits for a forked child and requires that it exited with 0.
+void WaitChildSucceeded(pid_t child) {
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  INFO("child exit status " << status);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+}
+
 // Runs `body` in a child process (a different PID than the test) and returns its pid after it
 // exited with 0. Only plain socket calls happen in the child: safe after fork.
 pid_t RunChild(const std::function<int()>& body) {
   pid_t child = fork();
   REQUIRE(child >= 0);
   if (child == 0) _exit(body());
-  int status = 0;
-  waitpid(child, &status, 0);
-  INFO("child exit status " << status);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
+  WaitChildSucceeded(child);
   return child;
 }
 
@@ -428,10 +443,7 @@ TcpPair ConnectTcpPair(const Endpoint& e) {
   TcpPair pair;
   pair.listener = Listen(e, SOCK_STREAM);
   pair.server_port = LocalPort(pair.listener);
-  pair.client = socket(e.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  socklen_t len;
-  auto addr = Address(e, pair.server_port, &len);
-  REQUIRE(connect(pair.client, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+  pair.client = ConnectTcp(e, pair.server_port);
   pair.server = accept4(pair.listener, nullptr, nullptr, SOCK_CLOEXEC);
   REQUIRE(pair.server >= 0);
   pair.client_port = LocalPort(pair.client);
@@ -712,10 +724,7 @@ TEST_CASE("a socket accepted by a forked worker is the worker's while open and a
     close(conn);
     _exit(0);
   }
-  int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  socklen_t len;
-  auto addr = Address(kV4, server_port, &len);
-  REQUIRE(connect(client, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+  const int client = ConnectTcp(kV4, server_port);
   const uint16_t client_port = LocalPort(client);
   REQUIRE(SendAll(client, 777, 'c'));
   REQUIRE(ReceiveExactly(client, 888) == 888);
@@ -740,10 +749,7 @@ TEST_CASE("a socket accepted by a forked worker is the worker's while open and a
 
   byte = 1;
   REQUIRE(write(done[1], &byte, 1) == 1);
-  int status = 0;
-  REQUIRE(waitpid(worker, &status, 0) == worker);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
+  WaitChildSucceeded(worker);
   close(client);
   close(listener);
   for (int fd : {ready[0], ready[1], done[0], done[1]}) close(fd);
@@ -769,10 +775,7 @@ TEST_CASE("a listener older than system-probe hands its process to the sockets i
   const uint16_t server_port = LocalPort(listener);
   SystemProbeUnderTest probe(IoAccounting("packets"));
   probe.Poll("listener");
-  int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  socklen_t len;
-  auto addr = Address(kV4, server_port, &len);
-  REQUIRE(connect(client, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+  const int client = ConnectTcp(kV4, server_port);
   const uint16_t client_port = LocalPort(client);
   int server = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
   REQUIRE(server >= 0);
@@ -832,10 +835,7 @@ TEST_CASE("a UDP server that only receives is named from its bind") {
     REQUIRE(sendto(client, datagram.data(), 200 + i, 0, reinterpret_cast<sockaddr*>(&addr), len) == 200 + i);
   }
   const uint16_t client_port = LocalPort(client);
-  int status = 0;
-  REQUIRE(waitpid(server, &status, 0) == server);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
+  WaitChildSucceeded(server);
   close(client);
   close(ready[0]);
   close(ready[1]);

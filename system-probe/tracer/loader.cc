@@ -180,10 +180,6 @@ absl::Status RunIterator(bpf_link* link, const char* what) {
   return result;
 }
 
-}  // namespace
-
-namespace {
-
 // How high in the cgroup2 hierarchy a mount's root is, from mountinfo's root field: "/" is the
 // root of this process's cgroup namespace, each leading "/.." one level above it (the host's tree
 // bind-mounted into a container that has its own cgroup namespace), each other component one
