@@ -43,14 +43,23 @@ std::shared_ptr<TraceWriter::Buffer> TraceWriter::NewBuffer(size_t payload_bytes
   return buffer;
 }
 
-std::shared_ptr<TraceWriter::Buffer> TraceWriter::NewStreamBufferLocked() {
+std::shared_ptr<TraceWriter::Buffer> TraceWriter::NewStreamBufferLocked(size_t payload_bytes) {
   auto buffer = std::make_shared<Buffer>();
   // Room for what a full flush compresses to on this payload (~10x); it grows if a flush
-  // compresses worse. The header goes first, as in the gzip buffer.
+  // compresses worse.
   buffer->compressed.Reserve(std::max<size_t>(options_.flush_bytes / 8, 64 * 1024));
+  // The frame's input: one buffer for a whole flush, reused frame after frame (the previous frame
+  // has ended, so zstd no longer reads it), that payloads are encoded into and zstd compresses
+  // where it lies. A payload larger than a flush on its own gets a buffer of its size.
+  const size_t needed = header_.size() + std::max(options_.flush_bytes, payload_bytes) + kProtoSinkSlack;
+  if (frame_input_capacity_ < needed) {
+    frame_input_.reset(new char[needed]);
+    frame_input_capacity_ = needed;
+  }
+  // Protobuf fields may come in any order: the header goes first, as in the gzip buffer.
+  std::memcpy(frame_input_.get(), header_.data(), header_.size());
   buffer->uncompressed = header_.size();
-  absl::Status status = stream_.Begin(options_.zstd_level);
-  if (status.ok()) status = stream_.Append(header_, /*end=*/false, &buffer->compressed);
+  absl::Status status = stream_.BeginInPlace(options_.zstd_level, frame_input_.get());
   if (!status.ok()) {
     buffer->failed = true;
     log::Get("trace-writer")->error("starting a zstd trace payload: {}", status.message());
@@ -58,9 +67,9 @@ std::shared_ptr<TraceWriter::Buffer> TraceWriter::NewStreamBufferLocked() {
   return buffer;
 }
 
-void TraceWriter::StreamLocked(Buffer& buffer, std::string_view bytes, bool end) {
+void TraceWriter::StreamLocked(Buffer& buffer, bool end) {
   if (buffer.failed) return;
-  absl::Status status = stream_.Append(bytes, end, &buffer.compressed);
+  absl::Status status = stream_.AppendInPlace(buffer.uncompressed, end, &buffer.compressed);
   if (!status.ok()) {
     buffer.failed = true;
     log::Get("trace-writer")->error("compressing a trace payload: {}", status.message());
@@ -88,18 +97,19 @@ void TraceWriter::Write(const TracerPayload& payload) {
 }
 
 void TraceWriter::WriteZstd(const TracerPayload& payload, int64_t spans) {
-  // Per-thread encoder: receiver threads encode in parallel, outside the lock, each into its own
-  // buffer, which is reused from payload to payload and so stays in cache for the compressor.
+  // Measured outside the lock (receiver threads measure in parallel); encoded under it, straight
+  // into the frame's input, which zstd then reads in place.
   thread_local PayloadEncoder encoder;
-  const std::string_view encoded = encoder.EncodeTracerPayload(payload);
+  const size_t size = encoder.Measure(payload);
   std::lock_guard<std::mutex> lock(mu_);
   // Like the Datadog writer, flush what is buffered first when this payload would take the buffer
   // past the flush size (a payload larger than that on its own is sent alone).
-  if (current_ != nullptr && PayloadBytes(*current_) + encoded.size() > options_.flush_bytes) SealLocked();
-  if (current_ == nullptr) current_ = NewStreamBufferLocked();
+  if (current_ != nullptr && PayloadBytes(*current_) + size > options_.flush_bytes) SealLocked();
+  if (current_ == nullptr) current_ = NewStreamBufferLocked(size);
   Buffer& buffer = *current_;
-  AddPayloadLocked(buffer, payload, spans, encoded.size());
-  StreamLocked(buffer, encoded, /*end=*/false);
+  encoder.EncodeMeasured(payload, frame_input_.get() + buffer.uncompressed);
+  AddPayloadLocked(buffer, payload, spans, size);
+  StreamLocked(buffer, /*end=*/false);
   if (PayloadBytes(buffer) >= options_.flush_bytes) SealLocked();
 }
 
@@ -135,7 +145,7 @@ void TraceWriter::SealLocked() {
   }
   // zstd: the frame ends here, so that the one stream serves the next buffer at once (and a
   // pending buffer holds only compressed bytes). At most a block of input is still to compress.
-  if (options_.compression == TraceCompression::kZstd) StreamLocked(*current_, {}, /*end=*/true);
+  if (options_.compression == TraceCompression::kZstd) StreamLocked(*current_, /*end=*/true);
   pending_.push_back(std::move(current_));
   current_ = nullptr;
   wake_.notify_one();

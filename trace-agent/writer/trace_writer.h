@@ -96,9 +96,11 @@ class TraceWriter {
   size_t PayloadBytes(const Buffer& buffer) const { return buffer.uncompressed - header_.size(); }
   void WriteGzip(const TracerPayload& payload, int64_t spans);
   void WriteZstd(const TracerPayload& payload, int64_t spans);
-  // zstd: starts current_'s frame with the header; feeds it `bytes`; ends it (all under mu_).
-  std::shared_ptr<Buffer> NewStreamBufferLocked();
-  void StreamLocked(Buffer& buffer, std::string_view bytes, bool end);
+  // zstd: starts current_'s frame with the header, with frame_input_ room for a flush or for
+  // `payload_bytes`; compresses the frame's input up to buffer.uncompressed; ends the frame (all
+  // under mu_).
+  std::shared_ptr<Buffer> NewStreamBufferLocked(size_t payload_bytes);
+  void StreamLocked(Buffer& buffer, bool end);
   void AddPayloadLocked(Buffer& buffer, const TracerPayload& payload, int64_t spans, size_t size);
 
   const TraceWriterOptions options_;
@@ -111,6 +113,10 @@ class TraceWriter {
   // reserves its entry (Measure() >= 2 bytes: field tag and length) in the same critical section.
   std::shared_ptr<Buffer> current_;
   ZstdStream stream_;  // zstd: the frame of current_ (guarded by mu_)
+  // zstd: the uncompressed AgentPayload of current_ (its first buffer.uncompressed bytes), which the
+  // stream reads in place; kept for the next frame (guarded by mu_).
+  std::unique_ptr<char[]> frame_input_;
+  size_t frame_input_capacity_ = 0;
   std::deque<std::shared_ptr<Buffer>> pending_;
   bool stopping_ = false;
   std::thread flusher_;

@@ -10,6 +10,7 @@
 #include "common/compression/compression.h"
 #include "trace-agent/decode/testdata_payloads.h"
 #include "trace-agent/writer/payload_encoder.h"
+#include "trace-agent/writer/proto_writer.h"
 #include "trace-agent/writer/zstd_stream.h"
 
 namespace {
@@ -123,21 +124,33 @@ void BM_FlushEncodeIntoBufferThenCompress(benchmark::State& state) {
 }
 BENCHMARK(BM_FlushEncodeIntoBufferThenCompress)->Unit(benchmark::kMillisecond);
 
-void BM_FlushEncodeThenStreamCompress(benchmark::State& state) {
+// A flush's payloads through the zstd stream, either encoded one by one into the encoder's buffer and
+// copied from there into zstd's window, or (in place, what the writer does now) each measured, then
+// encoded into the frame's one input buffer, which zstd reads where it lies.
+void StreamFlushes(benchmark::State& state, bool in_place) {
   const auto& payloads = FlushPayloads();
   PayloadEncoder encoder;
   ZstdStream stream;
+  std::unique_ptr<char[]> input(new char[kFlushBytes * 2 + kProtoSinkSlack]);
   int64_t spans = 0;
   size_t compressed = 0;
   for (auto _ : state) {
     GrowableBytes out;
     out.Reserve(kFlushBytes / 8);
-    bool ok = stream.Begin(1).ok();
+    bool ok = (in_place ? stream.BeginInPlace(1, input.get()) : stream.Begin(1)).ok();
+    size_t filled = 0;
     for (const TracerPayload& payload : payloads) {
-      ok = ok && stream.Append(encoder.EncodeTracerPayload(payload), false, &out).ok();
+      if (in_place) {
+        const size_t size = encoder.Measure(payload);
+        encoder.EncodeMeasured(payload, input.get() + filled);
+        filled += size;
+        ok = ok && stream.AppendInPlace(filled, false, &out).ok();
+      } else {
+        ok = ok && stream.Append(encoder.EncodeTracerPayload(payload), false, &out).ok();
+      }
       spans += kTraces * kSpansPerTrace;
     }
-    ok = ok && stream.Append({}, true, &out).ok();
+    ok = ok && (in_place ? stream.AppendInPlace(filled, true, &out) : stream.Append({}, true, &out)).ok();
     if (!ok) state.SkipWithError("compression failed");
     compressed = out.size;
     benchmark::DoNotOptimize(out.data.get());
@@ -146,7 +159,12 @@ void BM_FlushEncodeThenStreamCompress(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(spans), benchmark::Counter::kIsRate);
   state.counters["compressed_bytes"] = static_cast<double>(compressed);
 }
+
+void BM_FlushEncodeThenStreamCompress(benchmark::State& state) { StreamFlushes(state, /*in_place=*/false); }
 BENCHMARK(BM_FlushEncodeThenStreamCompress)->Unit(benchmark::kMillisecond);
+
+void BM_FlushEncodeInPlaceStreamCompress(benchmark::State& state) { StreamFlushes(state, /*in_place=*/true); }
+BENCHMARK(BM_FlushEncodeInPlaceStreamCompress)->Unit(benchmark::kMillisecond);
 
 void BM_EncodeTracerPayload(benchmark::State& state) {
   PayloadEncoder encoder;

@@ -442,3 +442,39 @@ TEST_CASE("a zstd stream that cannot start drops its payload and counts it, and 
     CHECK(*decoded == input);
   }
 }
+
+TEST_CASE("a stream begun in place compresses its growing buffer where it lies, frame after frame") {
+  ZstdStream stream;
+  GrowableBytes unused;
+  // Each frame: one buffer filled in uneven steps, some shorter than a zstd block (which zstd takes
+  // without compressing yet), some spanning several; a later frame gets a larger buffer, as the
+  // writer's does for a payload larger than a flush.
+  for (size_t frame = 0; frame < 3; ++frame) {
+    std::string input;
+    for (size_t i = 0; input.size() < 400'000 * (frame + 1); ++i) {
+      input += "span " + std::to_string(i % 977) + " of frame " + std::to_string(frame) + ";";
+    }
+    GrowableBytes out;
+    REQUIRE(stream.BeginInPlace(1, input.data()).ok());
+    CHECK(stream.Append("copied", false, &unused).code() == absl::StatusCode::kFailedPrecondition);
+    size_t filled = 0;
+    for (size_t step : {size_t{10}, size_t{70'000}, size_t{1}, size_t{300'000}, size_t{5'000}}) {
+      filled = std::min(input.size(), filled + step);
+      REQUIRE(stream.AppendInPlace(filled, false, &out).ok());
+    }
+    CHECK(stream.AppendInPlace(filled - 1, false, &out).code() == absl::StatusCode::kInvalidArgument);
+    REQUIRE(stream.AppendInPlace(input.size(), true, &out).ok());
+    auto decoded = dogwatch::compression::ZstdDecompress(std::string(out.view()), 1 << 22);
+    REQUIRE(decoded.ok());
+    CHECK(*decoded == input);
+    CHECK(out.size < input.size() / 10);
+  }
+  // An ordinary frame after in-place ones copies again.
+  GrowableBytes out;
+  REQUIRE(stream.Begin(1).ok());
+  CHECK(stream.AppendInPlace(0, true, &out).code() == absl::StatusCode::kFailedPrecondition);
+  REQUIRE(stream.Append("plain", true, &out).ok());
+  auto decoded = dogwatch::compression::ZstdDecompress(std::string(out.view()), 1 << 10);
+  REQUIRE(decoded.ok());
+  CHECK(*decoded == "plain");
+}

@@ -1,5 +1,8 @@
 #include "trace-agent/writer/zstd_stream.h"
 
+// ZSTD_c_stableInBuffer is in zstd's experimental section (stable since 1.4.5 in practice; Debian 12
+// ships 1.5.4); it is set through the ordinary ZSTD_CCtx_setParameter.
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 #include <algorithm>
@@ -29,18 +32,48 @@ absl::Status ZstdStream::Begin(int requested_level) {
   // misconfigured one must show as counted, logged submit errors in either path.
   const absl::StatusOr<int> level = compression::ZstdLevel(requested_level);
   if (!level.ok()) return level.status();
-  // Drops any frame left unfinished (after an error); the level is set again below.
+  // Drops any frame left unfinished (after an error), and the in-place mode with it; the level is
+  // set again below.
   ZSTD_CCtx_reset(context_, ZSTD_reset_session_and_parameters);
+  in_place_input_ = nullptr;
+  in_place_taken_ = 0;
   const size_t rc = ZSTD_CCtx_setParameter(context_, ZSTD_c_compressionLevel, *level);
   if (ZSTD_isError(rc))
     return absl::InvalidArgumentError(absl::StrCat("zstd level ", *level, ": ", ZSTD_getErrorName(rc)));
   return absl::OkStatus();
 }
 
+absl::Status ZstdStream::BeginInPlace(int level, const char* input) {
+  if (absl::Status status = Begin(level); !status.ok()) return status;
+  const size_t rc = ZSTD_CCtx_setParameter(context_, ZSTD_c_stableInBuffer, 1);
+  if (ZSTD_isError(rc)) {
+    return absl::InternalError(absl::StrCat("zstd in-place input: ", ZSTD_getErrorName(rc)));
+  }
+  in_place_input_ = input;
+  return absl::OkStatus();
+}
+
 absl::Status ZstdStream::Append(std::string_view input, bool end, GrowableBytes* out) {
   if (context_ == nullptr) return absl::ResourceExhaustedError("cannot allocate a zstd context");
+  if (in_place_input_ != nullptr) return absl::FailedPreconditionError("zstd frame was begun in place");
   ZSTD_inBuffer in{input.data(), input.size(), 0};
+  return Compress(in, end, out);
+}
+
+absl::Status ZstdStream::AppendInPlace(size_t input_size, bool end, GrowableBytes* out) {
+  if (context_ == nullptr) return absl::ResourceExhaustedError("cannot allocate a zstd context");
+  if (in_place_input_ == nullptr) return absl::FailedPreconditionError("zstd frame was not begun in place");
+  if (input_size < in_place_taken_) return absl::InvalidArgumentError("zstd in-place input shrank");
+  // zstd checks too that the buffer and what it took are those of the previous call.
+  ZSTD_inBuffer in{in_place_input_, input_size, in_place_taken_};
+  absl::Status status = Compress(in, end, out);
+  in_place_taken_ = in.pos;
+  return status;
+}
+
+absl::Status ZstdStream::Compress(ZSTD_inBuffer& in, bool end, GrowableBytes* out) {
   const ZSTD_EndDirective directive = end ? ZSTD_e_end : ZSTD_e_continue;
+  const size_t to_take = in.size - in.pos;
   // Each call emits at most the blocks completed by the input it consumed (plus the epilogue when
   // ending); with room for one full compressed block per call, every call makes progress.
   const size_t room = ZSTD_CStreamOutSize();
@@ -52,11 +85,12 @@ absl::Status ZstdStream::Append(std::string_view input, bool end, GrowableBytes*
     if (ZSTD_isError(remaining)) {
       return absl::InternalError(absl::StrCat("zstd compression failed: ", ZSTD_getErrorName(remaining)));
     }
-    // e_continue: done once the input is consumed; e_end: once zstd has nothing left to flush.
+    // e_continue: done once the input is taken (in place, zstd takes a tail of less than a block
+    // without compressing it yet, and expects it back unchanged); e_end: once nothing is left.
     if (in.pos == in.size && (!end || remaining == 0)) return absl::OkStatus();
     // Bounded: each call consumes input or emits at least a block; far more calls than the input
     // has blocks means the library is misbehaving, and the frame is dropped rather than spun on.
-    if (static_cast<size_t>(calls) > input.size() / 1024 + 64) {
+    if (static_cast<size_t>(calls) > to_take / 1024 + 64) {
       return absl::InternalError("zstd compression made no progress");
     }
   }
