@@ -312,7 +312,7 @@ void JsonSpan(JsonWriter& w, const Span& s) {
 
 }  // namespace
 
-std::vector<Trace> BuildRealisticTraces(int traces, int spans_per_trace) {
+std::vector<Trace> BuildRealisticTraces(int traces, int spans_per_trace, uint64_t variant) {
   Ids ids{42};
   std::vector<Trace> out;
   out.reserve(static_cast<size_t>(traces));
@@ -330,6 +330,20 @@ std::vector<Trace> BuildRealisticTraces(int traces, int spans_per_trace) {
         trace.push_back(HttpClient(ids, trace_id, trace_id, span_start));
       } else {
         trace.push_back(Sql(ids, trace_id, trace_id, span_start));
+      }
+    }
+  }
+  if (variant != 0) {
+    // Multiplying by an odd number permutes the uint64 values and keeps 0 (no parent) at 0, so
+    // parent links stay consistent; everything else, the strings included, stays the same.
+    const uint64_t factor = Ids{variant}.Next() | 1;
+    const int64_t later = static_cast<int64_t>(variant % 1'000'000) * 1'000'000'000;
+    for (Trace& trace : out) {
+      for (Span& span : trace) {
+        span.trace_id *= factor;
+        span.span_id *= factor;
+        span.parent_id *= factor;
+        span.start += later;
       }
     }
   }
@@ -420,8 +434,8 @@ std::string EncodeJson(const std::vector<Trace>& traces) {
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
-std::string BuildRealisticV04Payload(int traces, int spans_per_trace) {
-  return EncodeV04(BuildRealisticTraces(traces, spans_per_trace), V04Style::kDdTraceJs);
+std::string BuildRealisticV04Payload(int traces, int spans_per_trace, uint64_t variant) {
+  return EncodeV04(BuildRealisticTraces(traces, spans_per_trace, variant), V04Style::kDdTraceJs);
 }
 
 }  // namespace dogwatch::trace::testdata
