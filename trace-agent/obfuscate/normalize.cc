@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <optional>
 
@@ -361,7 +362,33 @@ std::string NormalizeService(std::string_view service, std::string_view language
   return s;
 }
 
-absl::Status NormalizeSpan(Span& span, const NormalizeOptions& options, NormalizeStats* stats) {
+namespace {
+
+// peer.service and _dd.base_service values: only present, non-empty values are normalized; an invalid
+// one is blanked, not removed.
+void NormalizePeerServiceValue(SpanString& value, bool peer, NormalizeStats* stats) {
+  if (value.empty() || (value.size() <= kMaxServiceLen && IsNormalizedAsciiTag(value, false))) return;
+  bool truncated = false;
+  bool invalid = false;
+  std::string normalized = NormalizePeerService(value, &truncated, &invalid);
+  if (invalid) {
+    CountFix(stats, peer ? NormalizeFix::kPeerServiceInvalid : NormalizeFix::kBaseServiceInvalid);
+  } else if (truncated) {
+    CountFix(stats, peer ? NormalizeFix::kPeerServiceTruncate : NormalizeFix::kBaseServiceTruncate);
+  }
+  value = std::move(normalized);
+}
+
+bool KeyIs(const SpanString& key, std::string_view expected) {
+  // Callers have matched the length already; the first byte rejects the other keys of that length.
+  return key[0] == expected[0] && std::memcmp(key.data(), expected.data(), expected.size()) == 0;
+}
+
+// `verified_service` holds bytes already known to pass the service fast path (the previous span's
+// service in NormalizeTrace; consecutive spans nearly always carry the same one), empty when none.
+// `service_kept` (optional) is set when the span's service passed as it was.
+absl::Status NormalizeSpanImpl(Span& span, const NormalizeOptions& options, NormalizeStats* stats,
+                               std::string_view verified_service, bool* service_kept) {
   if (span.trace_id == 0) {
     return Drop(stats, DropReason::kTraceIdZero, strings::Cat("TraceID is zero, span_id ", span.span_id));
   }
@@ -371,33 +398,54 @@ absl::Status NormalizeSpan(Span& span, const NormalizeOptions& options, Normaliz
 
   NormalizeFix fix{};
   bool fixed = false;
-  // Most spans are already valid: check before building replacement strings.
-  if (span.service.empty() || span.service.size() > kMaxServiceLen ||
-      !IsNormalizedAsciiTag(span.service, false)) {
+  // Most spans are already valid: check before building replacement strings. Equal bytes to a service
+  // that passed this check give the same answer, so a memcmp replaces the per-byte scan.
+  const bool known_valid =
+      !verified_service.empty() && span.service.size() == verified_service.size() &&
+      (span.service.data() == verified_service.data() ||
+       std::memcmp(span.service.data(), verified_service.data(), verified_service.size()) == 0);
+  if (!known_valid && (span.service.empty() || span.service.size() > kMaxServiceLen ||
+                       !IsNormalizedAsciiTag(span.service, false))) {
     std::string service = NormalizeService(span.service, options.language, &fix, &fixed);
     if (fixed) CountFix(stats, fix);
     span.service = std::move(service);
+  } else if (service_kept != nullptr) {
+    *service_kept = true;
   }
 
-  // Only present, non-empty values are normalized; an invalid one is blanked, not removed.
-  for (auto& [key, value] : span.meta) {
-    const bool peer = key == kPeerServiceKey;
-    if ((!peer && key != kBaseServiceKey) || value.empty()) continue;
-    if (value.size() <= kMaxServiceLen && IsNormalizedAsciiTag(value, false)) continue;
-    bool truncated = false;
-    bool invalid = false;
-    std::string normalized = NormalizePeerService(value, &truncated, &invalid);
-    if (invalid) {
-      CountFix(stats, peer ? NormalizeFix::kPeerServiceInvalid : NormalizeFix::kBaseServiceInvalid);
-    } else if (truncated) {
-      CountFix(stats, peer ? NormalizeFix::kPeerServiceTruncate : NormalizeFix::kBaseServiceTruncate);
+  // One pass over meta for every key normalization looks at (peer.service, _dd.base_service,
+  // component, env, http.status_code). Each key's repair touches only its own entry, so one pass gives
+  // what separate passes gave. The keys differ in length (or, at 16 bytes, in their first byte): a bit
+  // per length of interest rejects most keys with one test (a switch on the length compiled to a jump
+  // table, an indirect branch per key).
+  static_assert(kComponentKey.size() < 32 && kPeerServiceKey.size() < 32 && kBaseServiceKey.size() < 32);
+  static_assert(kBaseServiceKey.size() == kHttpStatusCodeKey.size() &&
+                kBaseServiceKey[0] != kHttpStatusCodeKey[0]);
+  const uint32_t lengths = (uint32_t{1} << kEnvKey.size()) | (uint32_t{1} << kPeerServiceKey.size()) |
+                           (uint32_t{1} << kBaseServiceKey.size()) |
+                           (options.component_to_name ? uint32_t{1} << kComponentKey.size() : 0);
+  bool component_seen = false;
+  for (size_t i = 0; i < span.meta.size(); ++i) {
+    auto& [key, value] = span.meta[i];
+    const size_t n = key.size();
+    if (n >= 32 || ((lengths >> n) & 1) == 0) continue;
+    if (n == kEnvKey.size()) {
+      if (KeyIs(key, kEnvKey) && !IsNormalizedAsciiTag(value, false)) value = NormalizeTagValue(value);
+    } else if (n == kBaseServiceKey.size()) {
+      if (KeyIs(key, kBaseServiceKey)) {
+        NormalizePeerServiceValue(value, /*peer=*/false, stats);
+      } else if (KeyIs(key, kHttpStatusCodeKey) && !IsValidStatusCode(value)) {
+        CountFix(stats, NormalizeFix::kInvalidHttpStatusCode);
+        span.meta.erase(span.meta.begin() + static_cast<std::ptrdiff_t>(i));
+        --i;
+      }
+    } else if (n == kPeerServiceKey.size()) {
+      if (KeyIs(key, kPeerServiceKey)) NormalizePeerServiceValue(value, /*peer=*/true, stats);
+    } else if (!component_seen && KeyIs(key, kComponentKey)) {
+      // Like Find: the first "component" entry decides. span.name is normalized after this loop.
+      component_seen = true;
+      if (!value.empty()) span.name = value;
     }
-    value = std::move(normalized);
-  }
-
-  if (options.component_to_name) {
-    const SpanString* component = Find(span.meta, kComponentKey);
-    if (component != nullptr && !component->empty()) span.name = *component;
   }
 
   if (span.name.size() > kMaxNameLen || !IsValidNormalizedMetricName(span.name) || span.name.back() == '_') {
@@ -432,17 +480,6 @@ absl::Status NormalizeSpan(Span& span, const NormalizeOptions& options, Normaliz
     span.type = std::string(TruncateUtf8(span.type, kMaxTypeLen));
   }
 
-  for (auto it = span.meta.begin(); it != span.meta.end();) {
-    if (it->first == kEnvKey && !IsNormalizedAsciiTag(it->second, false)) {
-      it->second = NormalizeTagValue(it->second);
-    } else if (it->first == kHttpStatusCodeKey && !IsValidStatusCode(it->second)) {
-      CountFix(stats, NormalizeFix::kInvalidHttpStatusCode);
-      it = span.meta.erase(it);
-      continue;
-    }
-    ++it;
-  }
-
   for (SpanLink& link : span.span_links) {
     for (auto& [key, value] : link.attributes) {
       if (key != kLinkNameKey) continue;
@@ -460,11 +497,23 @@ absl::Status NormalizeSpan(Span& span, const NormalizeOptions& options, Normaliz
   return absl::OkStatus();
 }
 
+}  // namespace
+
+absl::Status NormalizeSpan(Span& span, const NormalizeOptions& options, NormalizeStats* stats) {
+  return NormalizeSpanImpl(span, options, stats, /*verified_service=*/{}, /*service_kept=*/nullptr);
+}
+
 absl::Status NormalizeTrace(Trace& spans, const NormalizeOptions& options, NormalizeStats* stats) {
   if (spans.empty()) return Drop(stats, DropReason::kEmptyTrace, "trace is empty");
+  // Duplicate span IDs: most chunks are small, where comparing with the spans before costs less than
+  // building a hash set (an allocation per chunk). Span IDs are not changed by normalization.
+  constexpr size_t kLinearDuplicateScan = 32;
   absl::flat_hash_set<uint64_t> span_ids;
-  span_ids.reserve(spans.size());
+  if (spans.size() > kLinearDuplicateScan) span_ids.reserve(spans.size());
   const SpanString* first_high = nullptr;  // set once the first span is normalized; it is not changed after
+  // The service bytes of an earlier span that passed the service check as they were; that span is not
+  // touched again, so the view stays valid for the rest of the loop.
+  std::string_view verified_service;
   for (size_t i = 0; i < spans.size(); ++i) {
     Span& span = spans[i];
     if (i > 0 && !SameTraceId(span, spans.front(), first_high)) {
@@ -472,10 +521,19 @@ absl::Status NormalizeTrace(Trace& spans, const NormalizeOptions& options, Norma
                   strings::Cat("trace has foreign span: trace_id ", span.trace_id, " in trace ",
                                spans.front().trace_id));
     }
-    absl::Status status = NormalizeSpan(span, options, stats);
+    bool service_kept = false;
+    absl::Status status = NormalizeSpanImpl(span, options, stats, verified_service, &service_kept);
     if (!status.ok()) return status;
+    // Only a service that passed as it was is reused: a repaired one went through other rules.
+    if (service_kept) verified_service = span.service;
     if (i == 0) first_high = Find(span.meta, kTraceIdHighKey);
-    if (!span_ids.insert(span.span_id).second) CountFix(stats, NormalizeFix::kDuplicateSpanId);
+    bool duplicate = false;
+    if (spans.size() > kLinearDuplicateScan) {
+      duplicate = !span_ids.insert(span.span_id).second;
+    } else {
+      for (size_t j = 0; j < i && !duplicate; ++j) duplicate = spans[j].span_id == span.span_id;
+    }
+    if (duplicate) CountFix(stats, NormalizeFix::kDuplicateSpanId);
   }
   return absl::OkStatus();
 }
@@ -537,11 +595,27 @@ void SetChunkAttributes(TraceChunk& chunk, size_t root_index) {
   }
 }
 
+namespace {
+
+// Whether any meta key, meta value or metric key is over its limit. Nearly every span is within all
+// of them: one branch-free pass over the sizes lets TruncateSpan skip the per-entry work.
+bool AnyTagOverLimit(const Span& span) {
+  bool over = false;
+  for (const auto& [key, value] : span.meta) {
+    over |= (key.size() > kMaxMetaKeyLen) | (value.size() > kMaxMetaValueLen);
+  }
+  for (const auto& entry : span.metrics) over |= entry.first.size() > kMaxMetricKeyLen;
+  return over;
+}
+
+}  // namespace
+
 void TruncateSpan(Span& span, const NormalizeOptions& options, NormalizeStats* stats) {
   if (span.resource.size() > options.max_resource_len) {
     CountFix(stats, NormalizeFix::kResourceTruncate);
     span.resource.Truncate(TruncateUtf8(span.resource, options.max_resource_len).size());
   }
+  if (!AnyTagOverLimit(span)) return;
   for (size_t i = 0; i < span.meta.size(); ++i) {
     SpanString& value = span.meta[i].second;
     if (value.size() > kMaxMetaValueLen) {
@@ -564,6 +638,26 @@ void TruncateSpan(Span& span, const NormalizeOptions& options, NormalizeStats* s
 }
 
 void ComputeTopLevel(Trace& spans) {
+  // Small chunks (most of them) find the parent by scanning the spans instead of building a hash map
+  // (an allocation and a hash per span). Scanning from the end finds the last span with that ID, which
+  // is the one the map (later spans overwrite earlier ones) would have returned.
+  constexpr size_t kLinearParentScan = 16;
+  if (spans.size() <= kLinearParentScan) {
+    for (Span& span : spans) {
+      if (span.parent_id != 0) {
+        const Span* parent = nullptr;
+        for (size_t j = spans.size(); j-- > 0;) {
+          if (spans[j].span_id == span.parent_id) {
+            parent = &spans[j];
+            break;
+          }
+        }
+        if (parent != nullptr && parent->service == span.service) continue;
+      }
+      SetStaticKey(span.metrics, kTopLevelKey, 1);
+    }
+    return;
+  }
   absl::flat_hash_map<uint64_t, size_t> index_by_id;
   index_by_id.reserve(spans.size());
   for (size_t i = 0; i < spans.size(); ++i) index_by_id[spans[i].span_id] = i;

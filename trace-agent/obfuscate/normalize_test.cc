@@ -353,6 +353,94 @@ TEST_CASE("NormalizeTrace rejects empty and foreign traces, counts duplicates") 
   CHECK(DropReasonTag(NormalizeTrace(zero, Options(), &stats)) == "span_id_zero");
 }
 
+TEST_CASE("NormalizeTrace reuses a verified service only for the same bytes") {
+  NormalizeStats stats;
+  Trace trace = {GoodSpan(), GoodSpan(), GoodSpan(), GoodSpan(), GoodSpan()};
+  for (size_t i = 0; i < trace.size(); ++i) trace[i].span_id = 100 + i;
+  trace[1].service = "django";  // same bytes, its own storage: passes
+  trace[2].service = "Django";  // same length, other bytes: still normalized
+  trace[3].service = "Django";  // the previous span's service was repaired: not reused
+  trace[4].service = "djang!";  // same length as the verified "django"
+  REQUIRE(NormalizeTrace(trace, Options(), &stats).ok());
+  CHECK(trace[0].service == "django");
+  CHECK(trace[1].service == "django");
+  CHECK(trace[2].service == "django");
+  CHECK(trace[3].service == "django");
+  CHECK(trace[4].service == "djang");
+  CHECK(stats.fix(NormalizeFix::kServiceInvalid) == 0);
+  CHECK(stats.fix(NormalizeFix::kDuplicateSpanId) == 0);
+
+  // An invalid first service falls back; the next span's equal bytes are checked, not trusted.
+  Trace fallback = {GoodSpan(), GoodSpan()};
+  fallback[1].span_id = 53;
+  fallback[0].service = "!!!";
+  fallback[1].service = "!!!";
+  REQUIRE(NormalizeTrace(fallback, Options(), &stats).ok());
+  CHECK(fallback[0].service == kDefaultServiceName);
+  CHECK(fallback[1].service == kDefaultServiceName);
+  CHECK(stats.fix(NormalizeFix::kServiceInvalid) == 2);
+}
+
+TEST_CASE("NormalizeTrace: repeated service, peer.service, base service and env values") {
+  NormalizeStats stats;
+  Trace trace = {GoodSpan(), GoodSpan(), GoodSpan()};
+  for (size_t i = 0; i < trace.size(); ++i) trace[i].span_id = 200 + i;
+  const std::string long_tag(150, 'x');  // a valid env, too long for a service
+  trace[0].meta = {{"env", "prod"}, {"peer.service", "orders-db"}};
+  trace[1].meta = {{"env", "prod"}, {"peer.service", "Orders-DB"}, {"_dd.base_service", "orders-db"}};
+  trace[2].service = "prod";
+  trace[2].meta = {{"env", long_tag}, {"peer.service", long_tag}, {"_dd.base_service", "Prod"}};
+  REQUIRE(NormalizeTrace(trace, Options(), &stats).ok());
+  CHECK(*Find(trace[1].meta, "peer.service") == "orders-db");
+  CHECK(*Find(trace[1].meta, "_dd.base_service") == "orders-db");
+  CHECK(trace[2].service == "prod");
+  CHECK(*Find(trace[2].meta, "env") == long_tag);
+  CHECK(*Find(trace[2].meta, "peer.service") == std::string(100, 'x'));
+  CHECK(*Find(trace[2].meta, "_dd.base_service") == "prod");
+  CHECK(stats.fix(NormalizeFix::kPeerServiceTruncate) == 1);
+  CHECK(stats.fix(NormalizeFix::kBaseServiceTruncate) == 0);
+}
+
+TEST_CASE("NormalizeTrace counts duplicate span IDs in small and large traces") {
+  for (size_t size : {3, 32, 33, 100}) {
+    NormalizeStats stats;
+    Trace trace(size, GoodSpan());
+    for (size_t i = 0; i < size; ++i) trace[i].span_id = 1000 + i;
+    trace[size - 1].span_id = 1000;  // repeats the first
+    trace[1].span_id = 1000;         // and again
+    REQUIRE(NormalizeTrace(trace, Options(), &stats).ok());
+    CHECK(stats.fix(NormalizeFix::kDuplicateSpanId) == 2);
+  }
+}
+
+TEST_CASE("NormalizeSpan meta keys in one pass") {
+  NormalizeStats stats;
+  NormalizeOptions options = Options();
+  options.component_to_name = true;
+  Span span = GoodSpan();
+  span.meta = {{"http.status_code", "99"},   // invalid: removed
+               {"env", "Prod Env"},          // normalized
+               {"component", ""},            // the first component decides: empty, name kept
+               {"peer.service", "Peer DB"},  // normalized
+               {"span.kind", "client"},      // same length as "component"
+               {"component", "grpc"},       {"_dd.base_service", "Base"},
+               {"http.status_code", "600"},  // every invalid entry goes
+               {"envy", "Not Touched"},     {"http.status_cod", "x"}};
+  REQUIRE(NormalizeSpan(span, options, &stats).ok());
+  CHECK(span.name == "django.controller");
+  const StringMap expected = {{"env", "prod_env"},     {"component", ""},       {"peer.service", "peer_db"},
+                              {"span.kind", "client"}, {"component", "grpc"},   {"_dd.base_service", "base"},
+                              {"envy", "Not Touched"}, {"http.status_cod", "x"}};
+  CHECK(span.meta == expected);
+  CHECK(stats.fix(NormalizeFix::kInvalidHttpStatusCode) == 2);
+
+  // Without the feature a component is just a tag.
+  Span plain = GoodSpan();
+  Set(plain.meta, "component", "grpc");
+  REQUIRE(NormalizeSpan(plain, Options(), nullptr).ok());
+  CHECK(plain.name == "django.controller");
+}
+
 TEST_CASE("FindRootSpan") {
   Trace trace(3);
   for (size_t i = 0; i < 3; ++i) {
@@ -430,6 +518,30 @@ TEST_CASE("ComputeTopLevel and the client-computed mode") {
   CHECK(IsTopLevel(trace[2]));
   CHECK(IsTopLevel(trace[3]));
 
+  // Small chunks scan for the parent and large ones use a map; both take the last span with a
+  // duplicated ID as the parent, like the map the agent builds.
+  for (size_t size : {4, 16, 17, 40}) {
+    Trace dup(size);
+    for (size_t i = 0; i < size; ++i) {
+      dup[i].trace_id = 1;
+      dup[i].span_id = 100 + i;
+      dup[i].parent_id = 100;
+      dup[i].service = "web";
+    }
+    dup[0].parent_id = 0;
+    dup[size - 1].span_id = 100;  // a second span 100, of another service: the parent of the rest
+    dup[size - 1].service = "db";
+    dup[size - 1].parent_id = 0;
+    ComputeTopLevel(dup);
+    CHECK(IsTopLevel(dup[0]));
+    for (size_t i = 1; i + 1 < size; ++i) CHECK(IsTopLevel(dup[i]));
+    CHECK(IsTopLevel(dup[size - 1]));
+    dup[size - 1].service = "web";
+    for (Span& span : dup) span.metrics.clear();
+    ComputeTopLevel(dup);
+    for (size_t i = 1; i + 1 < size; ++i) CHECK_FALSE(IsTopLevel(dup[i]));
+  }
+
   Trace client(2);
   client[0].span_id = 1;
   client[1].span_id = 2;
@@ -477,6 +589,27 @@ TEST_CASE("TruncateSpan applies the agent's limits") {
   TruncateSpan(collide, Options(), nullptr);
   REQUIRE(collide.meta.size() == 1);
   CHECK(collide.meta[0].second == "new");
+
+  // Within every limit (exactly at them): nothing changes, nothing is counted.
+  NormalizeStats none;
+  Span edge = GoodSpan();
+  edge.resource = std::string(5000, 'r');
+  edge.meta = {{std::string(200, 'k'), std::string(25000, 'v')}};
+  edge.metrics = {{std::string(200, 'm'), 2}};
+  const Span before = edge;
+  TruncateSpan(edge, Options(), &none);
+  CHECK(edge.resource == before.resource);
+  CHECK(edge.meta == before.meta);
+  CHECK(edge.metrics == before.metrics);
+  CHECK(none.fixes == NormalizeStats{}.fixes);
+
+  // Only a metric key over the limit.
+  Span metric_only = GoodSpan();
+  metric_only.metrics.emplace_back(std::string(300, 'm'), 3);
+  TruncateSpan(metric_only, Options(), &none);
+  CHECK(*Find(metric_only.metrics, std::string(200, 'm') + "...") == 3);
+  CHECK(none.fix(NormalizeFix::kMetricKeyTruncate) == 1);
+  CHECK(metric_only.meta == GoodSpan().meta);
 }
 
 TEST_CASE("NormalizeStats aggregate and name their counters") {
