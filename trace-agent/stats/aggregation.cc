@@ -72,17 +72,34 @@ constexpr std::array<CodeName, 28> kGrpcCodes = {{
     {"", -1},
 }};
 
-std::string ParseGrpcStatus(std::string_view raw) {
+// Decimal text of `v` in `buf`.
+std::string_view WriteDecimal(uint64_t v, GrpcCodeBuffer* buf) {
+  const auto [end, ec] = std::to_chars(buf->data(), buf->data() + buf->size(), v);
+  (void)ec;  // 20 digits always fit
+  return std::string_view(buf->data(), static_cast<size_t>(end - buf->data()));
+}
+
+// `text` equals the upper-case `name` once ASCII letters of `text` are upper-cased.
+bool EqualsUpper(std::string_view text, std::string_view name) {
+  if (text.size() != name.size()) return false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    if (c != name[i]) return false;
+  }
+  return true;
+}
+
+std::string_view ParseGrpcStatus(std::string_view raw, GrpcCodeBuffer* buf) {
   uint64_t number = 0;
   auto [ptr, ec] = std::from_chars(raw.data(), raw.data() + raw.size(), number);
   if (ec == std::errc() && ptr == raw.data() + raw.size() && number <= 0xffffffffu)
-    return strings::Cat(number);
+    return WriteDecimal(number, buf);
   if (raw.starts_with("StatusCode.")) raw.remove_prefix(11);  // Python's grpc enum repr
-  const std::string upper = strings::Upper(raw);
   for (const auto& c : kGrpcCodes) {
-    if (!c.name.empty() && c.name == upper) return strings::Cat(c.code);
+    if (!c.name.empty() && EqualsUpper(raw, c.name)) return WriteDecimal(static_cast<uint64_t>(c.code), buf);
   }
-  return "";
+  return {};
 }
 
 // ---- IP quantization (obfuscate.QuantizePeerIPAddresses) ----
@@ -253,8 +270,15 @@ std::string GrpcStatusCode(const Span& s) {
 }
 
 bool IsStatsSpanKind(std::string_view k) {
-  return EqualsIgnoreCase(k, "server") || EqualsIgnoreCase(k, "consumer") || EqualsIgnoreCase(k, "client") ||
-         EqualsIgnoreCase(k, "producer");
+  // By length first: most spans have no kind or "internal", which then cost one compare.
+  switch (k.size()) {
+    case 6:
+      return EqualsIgnoreCase(k, "server") || EqualsIgnoreCase(k, "client");
+    case 8:
+      return EqualsIgnoreCase(k, "consumer") || EqualsIgnoreCase(k, "producer");
+    default:
+      return false;
+  }
 }
 
 void AppendQuantizedPeerIpAddresses(std::string_view raw, std::string* out) {
@@ -309,51 +333,72 @@ uint64_t TagsFnvHash(std::vector<std::string>* tags) {
   return SortedTagsFnvHash(*tags, tags->size());
 }
 
-void ScanStatsFields(const Span& s, StatsSpanFields* f) {
-  *f = StatsSpanFields();
-  for (const auto& [k, v] : s.meta) {
-    // Dispatch on length first: most keys match no candidate and cost one switch.
-    switch (k.size()) {
-      case 9:
-        if (SameKey(k, "span.kind")) {
-          f->span_kind = v;
-        } else if (SameKey(k, "grpc.code")) {
-          f->grpc_meta[1] = v;
-        }
-        break;
-      case 10:
-        if (SameKey(k, "http.route")) f->http_route = v;
-        break;
-      case 11:
-        if (SameKey(k, "http.method")) {
-          f->http_method = v;
-        } else if (SameKey(k, "_dd.svc_src")) {
-          f->service_source = v;
-        }
-        break;
-      case 13:
-        if (SameKey(k, "http.endpoint")) f->http_endpoint = v;
-        break;
-      case 16:
-        if (SameKey(k, kStatusCodeKey)) {
-          f->http_status_code = v;
-        } else if (SameKey(k, kBaseServiceKey)) {
-          f->base_service = v;
-        } else if (SameKey(k, "grpc.status.code")) {
-          f->grpc_meta[3] = v;
-        }
-        break;
-      case 20:
-        if (SameKey(k, "rpc.grpc.status_code")) {
-          f->grpc_meta[0] = v;
-        } else if (SameKey(k, "rpc.grpc.status.code")) {
-          f->grpc_meta[2] = v;
-        }
-        break;
-      default:
-        break;
-    }
+namespace {
+
+// Field by field: `*f = StatsSpanFields()` compiles to 8-byte stores of a temporary read back as 16-byte
+// loads, a store-forwarding stall per pair that cost more than the scan itself.
+inline void ResetFields(StatsSpanFields* f) {
+  f->span_kind = {};
+  f->http_status_code = {};
+  f->http_method = {};
+  f->http_endpoint = {};
+  f->http_route = {};
+  f->service_source = {};
+  f->base_service = {};
+  for (auto& g : f->grpc_meta) g = {};
+  for (auto& g : f->grpc_metric) g = nullptr;
+  f->http_status_code_metric = nullptr;
+  f->top_level = false;
+  f->measured = false;
+  f->partial = false;
+}
+
+// Records meta entry (k, v) in `f` if it is a field of the stats key.
+inline void NoteMetaField(const SpanString& k, const SpanString& v, StatsSpanFields* f) {
+  // Dispatch on length first: most keys match no candidate and cost one switch.
+  switch (k.size()) {
+    case 9:
+      if (SameKey(k, "span.kind")) {
+        f->span_kind = v;
+      } else if (SameKey(k, "grpc.code")) {
+        f->grpc_meta[1] = v;
+      }
+      break;
+    case 10:
+      if (SameKey(k, "http.route")) f->http_route = v;
+      break;
+    case 11:
+      if (SameKey(k, "http.method")) {
+        f->http_method = v;
+      } else if (SameKey(k, "_dd.svc_src")) {
+        f->service_source = v;
+      }
+      break;
+    case 13:
+      if (SameKey(k, "http.endpoint")) f->http_endpoint = v;
+      break;
+    case 16:
+      if (SameKey(k, kStatusCodeKey)) {
+        f->http_status_code = v;
+      } else if (SameKey(k, kBaseServiceKey)) {
+        f->base_service = v;
+      } else if (SameKey(k, "grpc.status.code")) {
+        f->grpc_meta[3] = v;
+      }
+      break;
+    case 20:
+      if (SameKey(k, "rpc.grpc.status_code")) {
+        f->grpc_meta[0] = v;
+      } else if (SameKey(k, "rpc.grpc.status.code")) {
+        f->grpc_meta[2] = v;
+      }
+      break;
+    default:
+      break;
   }
+}
+
+inline void ScanMetrics(const Span& s, StatsSpanFields* f) {
   for (const auto& [k, v] : s.metrics) {
     switch (k.size()) {
       case 10:
@@ -389,6 +434,14 @@ void ScanStatsFields(const Span& s, StatsSpanFields* f) {
   }
 }
 
+}  // namespace
+
+void ScanStatsFields(const Span& s, StatsSpanFields* f) {
+  ResetFields(f);
+  for (const auto& [k, v] : s.meta) NoteMetaField(k, v, f);
+  ScanMetrics(s, f);
+}
+
 uint32_t HttpStatusCode(const StatsSpanFields& f) {
   if (const double* code = f.http_status_code_metric) {
     if (!(*code >= 0 && *code <= 4294967295.0)) return 0;
@@ -402,16 +455,21 @@ uint32_t HttpStatusCode(const StatsSpanFields& f) {
   return value;
 }
 
-std::string GrpcStatusCode(const StatsSpanFields& f) {
+std::string_view GrpcStatusCode(const StatsSpanFields& f, GrpcCodeBuffer* buf) {
   for (std::string_view v : f.grpc_meta) {
-    if (!v.empty()) return ParseGrpcStatus(v);
+    if (!v.empty()) return ParseGrpcStatus(v, buf);
   }
   for (const double* v : f.grpc_metric) {
     if (!v) continue;
-    if (!(*v >= 0 && *v < 18446744073709551616.0)) return "";
-    return strings::Cat(static_cast<uint64_t>(*v));
+    if (!(*v >= 0 && *v < 18446744073709551616.0)) return {};
+    return WriteDecimal(static_cast<uint64_t>(*v), buf);
   }
-  return "";
+  return {};
+}
+
+std::string GrpcStatusCode(const StatsSpanFields& f) {
+  GrpcCodeBuffer buf;
+  return std::string(GrpcStatusCode(f, &buf));
 }
 
 namespace {
@@ -479,36 +537,54 @@ uint32_t PeerTagMatcher::Lookup(std::string_view k) const {
   return kNotAKey;
 }
 
+inline void PeerTagMatcher::MatchEntry(const SpanString& k, const SpanString& v, size_t* n,
+                                       std::vector<PeerTagMatch>* out) const {
+  if (v.empty()) return;
+  const uint32_t key = Lookup(k);
+  if (key == kNotAKey) return;
+  // Insertion by key index: a span carries a handful of peer tags, already nearly in order.
+  if (*n == out->size()) out->emplace_back();
+  size_t at = (*n)++;
+  while (at > 0 && (*out)[at - 1].key > key) {
+    (*out)[at] = (*out)[at - 1];
+    --at;
+  }
+  (*out)[at] = PeerTagMatch{key, v};
+}
+
+namespace {
+
+inline bool IsPeerSpanKind(std::string_view kind) {
+  switch (kind.size()) {  // by length first, as IsStatsSpanKind
+    case 6:
+      return EqualsIgnoreCase(kind, "client");
+    case 8:
+      return EqualsIgnoreCase(kind, "producer") || EqualsIgnoreCase(kind, "consumer");
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 size_t PeerTagMatcher::MatchRaw(const Span& s, const StatsSpanFields& f,
                                 std::vector<PeerTagMatch>* out) const {
   if (keys_.empty()) return 0;
-  size_t n = 0;
-  auto add = [&](uint32_t key, std::string_view value) {
-    if (n == out->size()) out->emplace_back();
-    (*out)[n++] = PeerTagMatch{key, value};
-  };
   const std::string_view kind = f.span_kind;
   if (kind.empty() || EqualsIgnoreCase(kind, "internal")) {
     // A service override on an internal span (custom instrumentation): only the base service matters.
-    if (!f.base_service.empty()) add(kBaseServiceOnly, f.base_service);
-    return n;
+    if (f.base_service.empty()) return 0;
+    if (out->empty()) out->emplace_back();
+    (*out)[0] = PeerTagMatch{kBaseServiceOnly, f.base_service};
+    return 1;
   }
-  if (!(EqualsIgnoreCase(kind, "client") || EqualsIgnoreCase(kind, "producer") ||
-        EqualsIgnoreCase(kind, "consumer"))) {
-    return 0;
-  }
+  if (!IsPeerSpanKind(kind)) return 0;
+  size_t n = 0;
   for (const auto& [k, v] : s.meta) {
-    if (v.empty()) continue;
-    const uint32_t key = Lookup(k);
-    if (key == kNotAKey) continue;
-    // Insertion by key index: a span carries a handful of peer tags, already nearly in order.
-    if (n == out->size()) out->emplace_back();
-    size_t at = n++;
-    while (at > 0 && (*out)[at - 1].key > key) {
-      (*out)[at] = (*out)[at - 1];
-      --at;
-    }
-    (*out)[at] = PeerTagMatch{key, v};
+    // Lookup's first test, inline: most meta keys stop here without a call.
+    const size_t len = k.size();
+    if (len == 0 || (len <= kMaxIndexedLength && !(signatures_[len] & SignatureBit(k)))) continue;
+    MatchEntry(k, v, &n, out);
   }
   return n;
 }

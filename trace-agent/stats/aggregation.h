@@ -4,6 +4,7 @@
 //   service, name, resource, type, span.kind, HTTP status code, synthetics, peer tags (hash), is_trace_root,
 //   gRPC status code, HTTP method, HTTP endpoint, service source (_dd.svc_src).
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -66,6 +67,10 @@ struct StatsSpanFields {
 void ScanStatsFields(const Span& s, StatsSpanFields* out);
 uint32_t HttpStatusCode(const StatsSpanFields& f);
 std::string GrpcStatusCode(const StatsSpanFields& f);
+// Room for any status code in decimal (up to 2^64 - 1: 20 digits).
+using GrpcCodeBuffer = std::array<char, 20>;
+// The same as a view into `buf` (or a literal): the hot path keys its groups on it without allocating.
+std::string_view GrpcStatusCode(const StatsSpanFields& f, GrpcCodeBuffer* buf);
 
 // One peer tag of a span before formatting: which key (an index into PeerTagMatcher::keys(), or
 // PeerTagMatcher::kBaseServiceOnly for the base service of an internal span) and the raw value.
@@ -112,6 +117,8 @@ class PeerTagMatcher {
   // Per length, a bit for each (first byte, last byte) signature among the keys of that length: most meta
   // keys (component, span.kind, http.method...) are turned away by this one test.
   uint64_t signatures_[kMaxIndexedLength + 1] = {};
+  // Adds (k, v) to the (*n) matches in `out`, kept in key order, if k is a key and v is not empty.
+  void MatchEntry(const SpanString& k, const SpanString& v, size_t* n, std::vector<PeerTagMatch>* out) const;
 };
 
 // FNV-1a 64 over the sorted strings joined by a zero byte (sorts `tags` in place); 0 when empty. The

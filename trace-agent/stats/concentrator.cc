@@ -250,6 +250,7 @@ void Concentrator::AddChunk(const PayloadInfo& info, const TraceChunk& chunk, co
   Bucket* last_bucket = nullptr;
   PayloadGroups* groups = nullptr;
   StatsSpanFields f;
+  GrpcCodeBuffer grpc_buf;
   for (const Span& s : chunk.spans) {
     ScanStatsFields(s, &f);
     const bool eligible_kind = config_.compute_stats_by_span_kind && IsStatsSpanKind(f.span_kind);
@@ -289,7 +290,7 @@ void Concentrator::AddChunk(const PayloadInfo& info, const TraceChunk& chunk, co
       method = f.http_method;
       endpoint = f.http_endpoint.empty() ? f.http_route : f.http_endpoint;
     }
-    const std::string grpc = GrpcStatusCode(f);
+    const std::string_view grpc = GrpcStatusCode(f, &grpc_buf);
     const GroupKeyView key{s.service,        s.name,
                            s.resource,       s.type,
                            f.span_kind,      grpc,

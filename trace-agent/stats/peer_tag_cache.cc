@@ -47,10 +47,19 @@ bool PeerTagSetCache::Same(const Set& set, std::span<const PeerTagMatch> matches
 
 PeerTagSetCache::Tags PeerTagSetCache::Get(std::span<const PeerTagMatch> matches) {
   if (matches.empty()) return {};
+  // A service's client spans cycle through a few peer sets (its database, its HTTP peers): the sets
+  // returned last are compared first, which spares hashing every value and probing the map.
+  for (const Set* recent : recent_) {
+    if (recent && Same(*recent, matches)) {
+      ++counters_.hits;
+      return {recent->tags, recent->hash};
+    }
+  }
   const uint64_t raw_hash = RawPairsHash(matches);
   auto it = sets_.find(raw_hash);
   if (it != sets_.end() && Same(*it->second, matches)) {
     ++counters_.hits;
+    Remember(it->second.get());
     return {it->second->tags, it->second->hash};
   }
   size_t bytes = 0;
@@ -79,13 +88,21 @@ PeerTagSetCache::Tags PeerTagSetCache::Get(std::span<const PeerTagMatch> matches
   ++counters_.misses;
   counters_.bytes += bytes;
   const Set& stored = *sets_.emplace(raw_hash, std::move(set)).first->second;
+  Remember(&stored);
   counters_.sets = sets_.size();
   return {stored.tags, stored.hash};
+}
+
+void PeerTagSetCache::Remember(const Set* set) {
+  // Most recent first; the oldest is forgotten.
+  for (size_t i = recent_.size() - 1; i > 0; --i) recent_[i] = recent_[i - 1];
+  recent_[0] = set;
 }
 
 void PeerTagSetCache::ResetIfFull() {
   if (!refused_) return;
   sets_.clear();
+  recent_.fill(nullptr);
   refused_ = false;
   ++counters_.resets;
   counters_.sets = 0;

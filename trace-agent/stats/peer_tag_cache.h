@@ -8,6 +8,7 @@
 // formatted per span (as without the cache) and counted, and the owner empties the cache at its next
 // flush so that a change of peers does not leave it full of sets that no longer occur.
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -63,10 +64,12 @@ class PeerTagSetCache {
     uint64_t hash = 0;              // PeerTagsGroupHash(tags)
   };
   static bool Same(const Set& set, std::span<const PeerTagMatch> matches);
+  void Remember(const Set* set);
 
   const PeerTagMatcher* matcher_;
   const Limits limits_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Set>> sets_;  // by the hash of the raw pairs
+  std::array<const Set*, 2> recent_ = {};                     // the last sets returned from sets_
   bool refused_ = false;                                      // a bound was reached since the last reset
   std::vector<std::string> scratch_;                          // per-span formatting when not cached
   Counters counters_;
