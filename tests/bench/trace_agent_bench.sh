@@ -4,7 +4,7 @@
 # the trace-agent process (HTTP request → decode → normalize → obfuscate → stats → sample → encode
 # → zstd → handed to the core's forwarder), beside the same run's bare msgpack-tokenizing ceiling
 # (msgpack-cxx with a no-op visitor on the same payload), and RSS at a paced 100k spans/s.
-# Usage: tests/bench/trace_agent_bench.sh [SECONDS]
+# Usage: [BODIES=16] tests/bench/trace_agent_bench.sh [SECONDS]
 #   build first: cmake --build build --target agent trace-agent trace_load trace_decode_benchmark
 #   trace_writer_benchmark.
 #   DOGWATCH_BIN_DIR=<dir holding another trace-agent, process-agent and system-probe> runs that
@@ -16,6 +16,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/support/ports.sh
 seconds=${1:-10}
+# Distinct request bodies trace_load sends in turn (other ids and start times); BODIES=1 repeats one
+# body byte for byte, as rounds 1-6 of docs/benchmarks.md measured.
+bodies=${BODIES:-16}
 hz=$(getconf CLK_TCK)
 agents=()
 dirs=()
@@ -67,9 +70,9 @@ if [ -n "${DOGWATCH_BASE_BIN_DIR:-}" ]; then
   printf '| round | base spans/CPU-s | new spans/CPU-s | new/base |\n|---|---|---|---|\n'
   for round in $(seq 1 "${ROUNDS:-3}"); do
     b0=$(cpu "$base_tpid") n0=$(cpu "$new_tpid")
-    build/bench/trace_load --url "http://127.0.0.1:$base_port" --seconds "$seconds" --threads 2 >"$out/base" || true &
+    build/bench/trace_load --url "http://127.0.0.1:$base_port" --seconds "$seconds" --threads 2 --bodies "$bodies" >"$out/base" || true &
     lb=$!
-    build/bench/trace_load --url "http://127.0.0.1:$new_port" --seconds "$seconds" --threads 2 >"$out/new" || true &
+    build/bench/trace_load --url "http://127.0.0.1:$new_port" --seconds "$seconds" --threads 2 --bodies "$bodies" >"$out/new" || true &
     ln=$!
     wait "$lb" "$ln" || true
     b1=$(cpu "$base_tpid") n1=$(cpu "$new_tpid")
@@ -78,10 +81,10 @@ if [ -n "${DOGWATCH_BASE_BIN_DIR:-}" ]; then
     printf '| %d | %.0f | %.0f | %.2f |\n' "$round" "$base" "$new" "$(echo "$new / $base" | bc -l)"
   done
   # Memory: both at a paced 100k spans/s at the same time.
-  build/bench/trace_load --url "http://127.0.0.1:$base_port" --seconds "$seconds" --threads 2 \
+  build/bench/trace_load --url "http://127.0.0.1:$base_port" --seconds "$seconds" --threads 2 --bodies "$bodies" \
     --spans-per-second 100000 >/dev/null || true &
   lb=$!
-  build/bench/trace_load --url "http://127.0.0.1:$new_port" --seconds "$seconds" --threads 2 \
+  build/bench/trace_load --url "http://127.0.0.1:$new_port" --seconds "$seconds" --threads 2 --bodies "$bodies" \
     --spans-per-second 100000 >/dev/null || true &
   ln=$!
   wait "$lb" "$ln" || true
@@ -96,13 +99,13 @@ fi
 start_suite "${DOGWATCH_BIN_DIR:-$PWD/build/bin}"
 port=$suite_port tpid=$suite_tpid
 before=$(cpu "$tpid")
-load=$(build/bench/trace_load --url "http://127.0.0.1:$port" --seconds "$seconds" --threads 2 || true)  # failures are in the JSON
+load=$(build/bench/trace_load --url "http://127.0.0.1:$port" --seconds "$seconds" --threads 2 --bodies "$bodies" || true)  # failures are in the JSON
 after=$(cpu "$tpid")
 spans=$(spans_of "$load")
 cpu_s=$(echo "($after - $before) / $hz" | bc -l)
 per_cpu=$(echo "$spans / $cpu_s" | bc -l)
 
-paced=$(build/bench/trace_load --url "http://127.0.0.1:$port" --seconds "$seconds" --threads 2 --spans-per-second 100000 || true)
+paced=$(build/bench/trace_load --url "http://127.0.0.1:$port" --seconds "$seconds" --threads 2 --bodies "$bodies" --spans-per-second 100000 || true)
 rss=$(awk '/VmRSS/{print $2}' "/proc/$tpid/status")
 hwm=$(awk '/VmHWM/{print $2}' "/proc/$tpid/status")
 
