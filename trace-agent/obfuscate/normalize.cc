@@ -379,11 +379,6 @@ void NormalizePeerServiceValue(SpanString& value, bool peer, NormalizeStats* sta
   value = std::move(normalized);
 }
 
-bool KeyIs(const SpanString& key, std::string_view expected) {
-  // Callers have matched the length already; the first byte rejects the other keys of that length.
-  return key[0] == expected[0] && std::memcmp(key.data(), expected.data(), expected.size()) == 0;
-}
-
 // `verified_service` holds bytes already known to pass the service fast path (the previous span's
 // service in NormalizeTrace; consecutive spans nearly always carry the same one), empty when none.
 // `service_kept` (optional) is set when the span's service passed as it was.
@@ -430,18 +425,18 @@ absl::Status NormalizeSpanImpl(Span& span, const NormalizeOptions& options, Norm
     const size_t n = key.size();
     if (n >= 32 || ((lengths >> n) & 1) == 0) continue;
     if (n == kEnvKey.size()) {
-      if (KeyIs(key, kEnvKey) && !IsNormalizedAsciiTag(value, false)) value = NormalizeTagValue(value);
+      if (SameKey(key, kEnvKey) && !IsNormalizedAsciiTag(value, false)) value = NormalizeTagValue(value);
     } else if (n == kBaseServiceKey.size()) {
-      if (KeyIs(key, kBaseServiceKey)) {
+      if (SameKey(key, kBaseServiceKey)) {
         NormalizePeerServiceValue(value, /*peer=*/false, stats);
-      } else if (KeyIs(key, kHttpStatusCodeKey) && !IsValidStatusCode(value)) {
+      } else if (SameKey(key, kHttpStatusCodeKey) && !IsValidStatusCode(value)) {
         CountFix(stats, NormalizeFix::kInvalidHttpStatusCode);
         span.meta.erase(span.meta.begin() + static_cast<std::ptrdiff_t>(i));
         --i;
       }
     } else if (n == kPeerServiceKey.size()) {
-      if (KeyIs(key, kPeerServiceKey)) NormalizePeerServiceValue(value, /*peer=*/true, stats);
-    } else if (!component_seen && KeyIs(key, kComponentKey)) {
+      if (SameKey(key, kPeerServiceKey)) NormalizePeerServiceValue(value, /*peer=*/true, stats);
+    } else if (!component_seen && SameKey(key, kComponentKey)) {
       // Like Find: the first "component" entry decides. span.name is normalized after this loop.
       component_seen = true;
       if (!value.empty()) span.name = value;

@@ -518,14 +518,18 @@ std::string_view PeerTagMatcher::KeyName(uint32_t key) const {
   return key == kBaseServiceOnly ? kBaseServiceKey : std::string_view(keys_[key]);
 }
 
+inline bool PeerTagMatcher::RuledOut(std::string_view k) const {
+  return k.empty() || (k.size() <= kMaxIndexedLength && !(signatures_[k.size()] & SignatureBit(k)));
+}
+
 uint32_t PeerTagMatcher::Lookup(std::string_view k) const {
+  if (RuledOut(k)) return kNotAKey;
   if (k.size() > kMaxIndexedLength) {
     for (uint32_t i : long_keys_) {
       if (keys_[i] == k) return i;
     }
     return kNotAKey;
   }
-  if (k.empty() || !(signatures_[k.size()] & SignatureBit(k))) return kNotAKey;
   uint64_t head, tail;
   HeadTail(k, &head, &tail);
   for (const Candidate& c : by_length_[k.size()]) {
@@ -581,9 +585,7 @@ size_t PeerTagMatcher::MatchRaw(const Span& s, const StatsSpanFields& f,
   if (!IsPeerSpanKind(kind)) return 0;
   size_t n = 0;
   for (const auto& [k, v] : s.meta) {
-    // Lookup's first test, inline: most meta keys stop here without a call.
-    const size_t len = k.size();
-    if (len == 0 || (len <= kMaxIndexedLength && !(signatures_[len] & SignatureBit(k)))) continue;
+    if (RuledOut(k)) continue;  // most meta keys stop here, without a call
     MatchEntry(k, v, &n, out);
   }
   return n;

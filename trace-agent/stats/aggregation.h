@@ -117,6 +117,10 @@ class PeerTagMatcher {
   // Per length, a bit for each (first byte, last byte) signature among the keys of that length: most meta
   // keys (component, span.kind, http.method...) are turned away by this one test.
   uint64_t signatures_[kMaxIndexedLength + 1] = {};
+  // Lookup's first test, cheap enough to run inline on every meta key: true when `k` cannot be a key
+  // (empty, or no key of its length has its signature). Keys longer than kMaxIndexedLength are never
+  // ruled out here.
+  bool RuledOut(std::string_view k) const;
   // Adds (k, v) to the (*n) matches in `out`, kept in key order, if k is a key and v is not empty.
   void MatchEntry(const SpanString& k, const SpanString& v, size_t* n, std::vector<PeerTagMatch>* out) const;
 };
