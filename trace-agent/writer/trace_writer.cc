@@ -59,7 +59,7 @@ std::shared_ptr<TraceWriter::Buffer> TraceWriter::NewStreamBufferLocked(size_t p
   // Protobuf fields may come in any order: the header goes first, as in the gzip buffer.
   std::memcpy(frame_input_.get(), header_.data(), header_.size());
   buffer->uncompressed = header_.size();
-  absl::Status status = stream_.BeginInPlace(options_.zstd_level, frame_input_.get());
+  absl::Status status = stream_.Begin(options_.zstd_level, frame_input_.get());
   if (!status.ok()) {
     buffer->failed = true;
     log::Get("trace-writer")->error("starting a zstd trace payload: {}", status.message());
@@ -69,7 +69,7 @@ std::shared_ptr<TraceWriter::Buffer> TraceWriter::NewStreamBufferLocked(size_t p
 
 void TraceWriter::StreamLocked(Buffer& buffer, bool end) {
   if (buffer.failed) return;
-  absl::Status status = stream_.AppendInPlace(buffer.uncompressed, end, &buffer.compressed);
+  absl::Status status = stream_.Append(buffer.uncompressed, end, &buffer.compressed);
   if (!status.ok()) {
     buffer.failed = true;
     log::Get("trace-writer")->error("compressing a trace payload: {}", status.message());

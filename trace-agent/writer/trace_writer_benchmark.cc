@@ -94,8 +94,8 @@ const std::vector<TracerPayload>& FlushPayloads() {
 }
 
 // The whole writer path for one flush, two ways: every payload encoded into one flush-sized buffer,
-// then compressed in one shot; or each encoded into a reused per-thread buffer and fed to a zstd
-// stream. Spans per second per core.
+// then compressed in one shot (below); or compressed as it is encoded, by the zstd stream
+// (BM_FlushEncodeInPlaceStreamCompress). Spans per second per core.
 void BM_FlushEncodeIntoBufferThenCompress(benchmark::State& state) {
   const auto& payloads = FlushPayloads();
   PayloadEncoder encoder;
@@ -124,10 +124,9 @@ void BM_FlushEncodeIntoBufferThenCompress(benchmark::State& state) {
 }
 BENCHMARK(BM_FlushEncodeIntoBufferThenCompress)->Unit(benchmark::kMillisecond);
 
-// A flush's payloads through the zstd stream, either encoded one by one into the encoder's buffer and
-// copied from there into zstd's window, or (in place, what the writer does now) each measured, then
-// encoded into the frame's one input buffer, which zstd reads where it lies.
-void StreamFlushes(benchmark::State& state, bool in_place) {
+// What the writer does: each payload of a flush measured, then encoded into the frame's one input
+// buffer, which the zstd stream reads where it lies.
+void BM_FlushEncodeInPlaceStreamCompress(benchmark::State& state) {
   const auto& payloads = FlushPayloads();
   PayloadEncoder encoder;
   ZstdStream stream;
@@ -137,20 +136,16 @@ void StreamFlushes(benchmark::State& state, bool in_place) {
   for (auto _ : state) {
     GrowableBytes out;
     out.Reserve(kFlushBytes / 8);
-    bool ok = (in_place ? stream.BeginInPlace(1, input.get()) : stream.Begin(1)).ok();
+    bool ok = stream.Begin(1, input.get()).ok();
     size_t filled = 0;
     for (const TracerPayload& payload : payloads) {
-      if (in_place) {
-        const size_t size = encoder.Measure(payload);
-        encoder.EncodeMeasured(payload, input.get() + filled);
-        filled += size;
-        ok = ok && stream.AppendInPlace(filled, false, &out).ok();
-      } else {
-        ok = ok && stream.Append(encoder.EncodeTracerPayload(payload), false, &out).ok();
-      }
+      const size_t size = encoder.Measure(payload);
+      encoder.EncodeMeasured(payload, input.get() + filled);
+      filled += size;
+      ok = ok && stream.Append(filled, false, &out).ok();
       spans += kTraces * kSpansPerTrace;
     }
-    ok = ok && (in_place ? stream.AppendInPlace(filled, true, &out) : stream.Append({}, true, &out)).ok();
+    ok = ok && stream.Append(filled, true, &out).ok();
     if (!ok) state.SkipWithError("compression failed");
     compressed = out.size;
     benchmark::DoNotOptimize(out.data.get());
@@ -159,11 +154,6 @@ void StreamFlushes(benchmark::State& state, bool in_place) {
       benchmark::Counter(static_cast<double>(spans), benchmark::Counter::kIsRate);
   state.counters["compressed_bytes"] = static_cast<double>(compressed);
 }
-
-void BM_FlushEncodeThenStreamCompress(benchmark::State& state) { StreamFlushes(state, /*in_place=*/false); }
-BENCHMARK(BM_FlushEncodeThenStreamCompress)->Unit(benchmark::kMillisecond);
-
-void BM_FlushEncodeInPlaceStreamCompress(benchmark::State& state) { StreamFlushes(state, /*in_place=*/true); }
 BENCHMARK(BM_FlushEncodeInPlaceStreamCompress)->Unit(benchmark::kMillisecond);
 
 void BM_EncodeTracerPayload(benchmark::State& state) {

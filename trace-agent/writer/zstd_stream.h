@@ -2,9 +2,8 @@
 // zstd's streaming compression for the trace writer: an AgentPayload is compressed piece by piece
 // as tracer payloads arrive, instead of being written whole into a 3.2 MB buffer that the flusher
 // then compresses in one go. The writer encodes each payload into the frame's one input buffer and
-// the stream reads it there (BeginInPlace); Begin/Append copy the input into zstd's window instead.
-// The output is one ordinary zstd frame (without the content size in its header, as any streaming
-// encoder writes).
+// the stream reads it there. The output is one ordinary zstd frame (without the content size in its
+// header, as any streaming encoder writes).
 
 #include <cstddef>
 #include <memory>
@@ -13,7 +12,6 @@
 #include "absl/status/status.h"
 
 struct ZSTD_CCtx_s;
-struct ZSTD_inBuffer_s;
 
 namespace dogwatch::trace {
 
@@ -36,30 +34,23 @@ class ZstdStream {
   ZstdStream(const ZstdStream&) = delete;
   ZstdStream& operator=(const ZstdStream&) = delete;
 
-  // Starts a frame at `level` (a zstd level, or compression::kDefaultLevel). The context (its window and hash
-  // tables) is kept between frames: allocating and clearing a new one per 3.2 MB flush would cost more than
-  // the flush's header.
-  absl::Status Begin(int level);
-  // Compresses all of `input` into the frame, appending what zstd emits to `out`; with `end`, also
-  // finishes the frame. zstd keeps up to a block (128 KiB) of input until it has a full block.
-  absl::Status Append(std::string_view input, bool end, GrowableBytes* out);
-
-  // The in-place variant: the frame's input is one buffer, starting at `input`, that only grows at
-  // its end and stays where it is, unchanged, until the frame ends. zstd then reads the input where
-  // it lies instead of first copying it into its own window (that copy was ~2.5% of the
-  // trace-agent's CPU). AppendInPlace compresses the buffer up to `input_size` bytes (never less
-  // than the previous call's); zstd holds back the tail of less than a block until more comes or
-  // the frame ends.
-  absl::Status BeginInPlace(int level, const char* input);
-  absl::Status AppendInPlace(size_t input_size, bool end, GrowableBytes* out);
+  // Starts a frame at `level` (a zstd level, or compression::kDefaultLevel) whose input is one buffer,
+  // starting at `input`, that only grows at its end and stays where it is, unchanged, until the frame
+  // ends: zstd reads the input where it lies instead of first copying it into its own window (that
+  // copy was ~2.5% of the trace-agent's CPU). The context (its window and hash tables) is kept between
+  // frames: allocating and clearing a new one per 3.2 MB flush would cost more than the flush's header.
+  absl::Status Begin(int level, const char* input);
+  // Compresses the frame's buffer up to `input_size` bytes (never less than the previous call's),
+  // appending what zstd emits to `out`; with `end`, also finishes the frame. zstd holds back a tail
+  // of less than a block (128 KiB) until more comes or the frame ends.
+  absl::Status Append(size_t input_size, bool end, GrowableBytes* out);
 
  private:
-  absl::Status Compress(ZSTD_inBuffer_s& in, bool end, GrowableBytes* out);
-
   ZSTD_CCtx_s* context_ = nullptr;
-  // In place: the input buffer and how much of it zstd has taken (which it reports, not we).
-  const char* in_place_input_ = nullptr;
-  size_t in_place_taken_ = 0;
+  // The frame's input buffer (null before the first Begin) and how much of it zstd has taken.
+  const char* input_ = nullptr;
+  size_t taken_ = 0;
+  bool frame_open_ = false;  // begun and not yet ended
 };
 
 }  // namespace dogwatch::trace
