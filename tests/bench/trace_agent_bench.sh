@@ -4,7 +4,7 @@
 # the trace-agent process (HTTP request → decode → normalize → obfuscate → stats → sample → encode
 # → zstd → handed to the core's forwarder), beside the same run's bare msgpack-tokenizing ceiling
 # (msgpack-cxx with a no-op visitor on the same payload), and RSS at a paced 100k spans/s.
-# Usage: [BODIES=16] tests/bench/trace_agent_bench.sh [SECONDS]
+# Usage: [BODIES=16] [TRANSPORT=tcp|unix] tests/bench/trace_agent_bench.sh [SECONDS]
 #   build first: cmake --build build --target agent trace-agent trace_load trace_decode_benchmark
 #   trace_writer_benchmark.
 #   DOGWATCH_BIN_DIR=<dir holding another trace-agent, process-agent and system-probe> runs that
@@ -12,6 +12,8 @@
 #   DOGWATCH_BASE_BIN_DIR=<dir> (same layout) compares two builds side by side: both suites run at
 #   the same time, each under its own load generator, ROUNDS times (default 3), so that both see the
 #   same interference from whatever else runs on the machine; prints each round's figures and ratio.
+#   TRANSPORT=unix sends the requests over the receiver's unix socket (apm_config.receiver_socket), as
+#   tracers do when the agent's socket exists, instead of TCP.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/support/ports.sh
@@ -19,6 +21,8 @@ seconds=${1:-10}
 # Distinct request bodies trace_load sends in turn (other ids and start times); BODIES=1 repeats one
 # body byte for byte, as rounds 1-6 of docs/benchmarks.md measured.
 bodies=${BODIES:-16}
+transport=${TRANSPORT:-tcp}
+[[ $transport == tcp || $transport == unix ]] || { echo "TRANSPORT must be tcp or unix" >&2; exit 2; }
 hz=$(getconf CLK_TCK)
 agents=()
 dirs=()
@@ -29,7 +33,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_suite BIN_DIR: starts agent + trace-agent; sets suite_port and suite_tpid.
+# start_suite BIN_DIR: starts agent + trace-agent; sets suite_tpid and suite_target
+# (trace_load's options that reach it over the chosen transport).
 start_suite() {
   local bin_dir=$1 dir port agent
   dir=$(mktemp -d)
@@ -42,7 +47,7 @@ agent_ipc: {socket: $dir/agent.sock}
 health_port: 0
 local_intake: {port: 0, max_size_in_bytes: 67108864}
 supervisor: {enabled: true, bin_dir: $bin_dir}
-apm_config: {enabled: true, receiver_port: $port, receiver_socket: ""}
+apm_config: {enabled: true, receiver_port: $port, receiver_socket: "$dir/apm.socket"}
 dogstatsd_port: 0
 dogstatsd_socket: ""
 YAML
@@ -55,24 +60,26 @@ YAML
     cat "$dir/agent.log" >&2
     exit 1
   }
-  suite_port=$port
+  suite_target=(--url "http://127.0.0.1:$port")
+  [[ $transport == unix ]] && suite_target+=(--unix-socket "$dir/apm.socket")
+  return 0
 }
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 spans_of() { sed -E 's/.*"spans_sent": ([0-9]+).*/\1/' <<<"$1"; }
 
 if [ -n "${DOGWATCH_BASE_BIN_DIR:-}" ]; then
   start_suite "$DOGWATCH_BASE_BIN_DIR"
-  base_port=$suite_port base_tpid=$suite_tpid
+  base_tpid=$suite_tpid base_target=("${suite_target[@]}")
   start_suite "${DOGWATCH_BIN_DIR:-$PWD/build/bin}"
-  new_port=$suite_port new_tpid=$suite_tpid
+  new_tpid=$suite_tpid new_target=("${suite_target[@]}")
   out=$(mktemp -d)
   dirs+=("$out")
   printf '| round | base spans/CPU-s | new spans/CPU-s | new/base |\n|---|---|---|---|\n'
   for round in $(seq 1 "${ROUNDS:-3}"); do
     b0=$(cpu "$base_tpid") n0=$(cpu "$new_tpid")
-    build/bench/trace_load --url "http://127.0.0.1:$base_port" --seconds "$seconds" --threads 2 --bodies "$bodies" >"$out/base" || true &
+    build/bench/trace_load "${base_target[@]}" --seconds "$seconds" --threads 2 --bodies "$bodies" >"$out/base" || true &
     lb=$!
-    build/bench/trace_load --url "http://127.0.0.1:$new_port" --seconds "$seconds" --threads 2 --bodies "$bodies" >"$out/new" || true &
+    build/bench/trace_load "${new_target[@]}" --seconds "$seconds" --threads 2 --bodies "$bodies" >"$out/new" || true &
     ln=$!
     wait "$lb" "$ln" || true
     b1=$(cpu "$base_tpid") n1=$(cpu "$new_tpid")
@@ -81,10 +88,10 @@ if [ -n "${DOGWATCH_BASE_BIN_DIR:-}" ]; then
     printf '| %d | %.0f | %.0f | %.2f |\n' "$round" "$base" "$new" "$(echo "$new / $base" | bc -l)"
   done
   # Memory: both at a paced 100k spans/s at the same time.
-  build/bench/trace_load --url "http://127.0.0.1:$base_port" --seconds "$seconds" --threads 2 --bodies "$bodies" \
+  build/bench/trace_load "${base_target[@]}" --seconds "$seconds" --threads 2 --bodies "$bodies" \
     --spans-per-second 100000 >/dev/null || true &
   lb=$!
-  build/bench/trace_load --url "http://127.0.0.1:$new_port" --seconds "$seconds" --threads 2 --bodies "$bodies" \
+  build/bench/trace_load "${new_target[@]}" --seconds "$seconds" --threads 2 --bodies "$bodies" \
     --spans-per-second 100000 >/dev/null || true &
   ln=$!
   wait "$lb" "$ln" || true
@@ -97,15 +104,15 @@ if [ -n "${DOGWATCH_BASE_BIN_DIR:-}" ]; then
 fi
 
 start_suite "${DOGWATCH_BIN_DIR:-$PWD/build/bin}"
-port=$suite_port tpid=$suite_tpid
+tpid=$suite_tpid
 before=$(cpu "$tpid")
-load=$(build/bench/trace_load --url "http://127.0.0.1:$port" --seconds "$seconds" --threads 2 --bodies "$bodies" || true)  # failures are in the JSON
+load=$(build/bench/trace_load "${suite_target[@]}" --seconds "$seconds" --threads 2 --bodies "$bodies" || true)  # failures are in the JSON
 after=$(cpu "$tpid")
 spans=$(spans_of "$load")
 cpu_s=$(echo "($after - $before) / $hz" | bc -l)
 per_cpu=$(echo "$spans / $cpu_s" | bc -l)
 
-paced=$(build/bench/trace_load --url "http://127.0.0.1:$port" --seconds "$seconds" --threads 2 --bodies "$bodies" --spans-per-second 100000 || true)
+paced=$(build/bench/trace_load "${suite_target[@]}" --seconds "$seconds" --threads 2 --bodies "$bodies" --spans-per-second 100000 || true)
 rss=$(awk '/VmRSS/{print $2}' "/proc/$tpid/status")
 hwm=$(awk '/VmHWM/{print $2}' "/proc/$tpid/status")
 
@@ -122,7 +129,7 @@ for b in json.load(sys.stdin)["benchmarks"]:
 echo "load (unpaced): $load"
 echo "load (paced 100k spans/s): $paced"
 printf '\n| measure | value |\n|---|---|\n'
-printf '| trace-agent spans per CPU-second (end to end) | %.0f |\n' "$per_cpu"
+printf '| trace-agent spans per CPU-second (end to end, %s) | %.0f |\n' "$transport" "$per_cpu"
 printf '| trace-agent CPU seconds for %s spans | %.2f |\n' "$spans" "$cpu_s"
 printf '| RSS at 100k spans/s (VmRSS / VmHWM) | %d KiB / %d KiB |\n' "$rss" "$hwm"
 echo "| decode only (csv) | $decode |"

@@ -5,6 +5,7 @@
 //   trace_load --url http://127.0.0.1:8126 [--seconds 10] [--threads 2] [--traces 20]
 //              [--spans-per-trace 15] [--spans-per-second 0 (unlimited)] [--max-requests 1000000]
 //              [--bodies 16 (distinct bodies sent in turn: other ids and start times)]
+//              [--unix-socket PATH (HTTP over this unix socket; the URL then only names the host)]
 
 #include <curl/curl.h>
 
@@ -33,6 +34,9 @@ struct Args {
   // Distinct bodies sent in turn: the same spans with other ids and start times (a tracer never
   // sends the same ids twice; 1 repeats one body byte for byte, as rounds 1-6 measured).
   int bodies = 16;
+  // HTTP over a unix socket instead of TCP, as tracers do when the agent's socket exists (e.g.
+  // /var/run/datadog/apm.socket).
+  std::string unix_socket;
 };
 
 }  // namespace
@@ -58,6 +62,8 @@ int main(int argc, char** argv) {
       args.max_requests = std::stol(value);
     else if (key == "--bodies")
       args.bodies = std::stoi(value);
+    else if (key == "--unix-socket")
+      args.unix_socket = value;
     else {
       std::fprintf(stderr, "trace_load: unknown option %s\n", key.c_str());
       return 2;
@@ -94,6 +100,8 @@ int main(int argc, char** argv) {
       headers = curl_slist_append(headers, "Datadog-Send-Real-Http-Status: yes");
       headers = curl_slist_append(headers, "Expect:");
       curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+      if (!args.unix_socket.empty())
+        curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, args.unix_socket.c_str());
       curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
       curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
       curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Discard);
