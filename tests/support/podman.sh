@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up real podman containers for tests, without an image registry (see
 # /work/shared/reference/containers-offline.md). Idempotent and quick on a second run (~0.1 s):
-#   1. installs podman, runc, fuse-overlayfs, slirp4netns, uidmap and busybox-static with apt if
-#      `podman` or `/bin/busybox` is missing (~15 s the first time);
+#   1. installs podman, runc, fuse-overlayfs, slirp4netns, uidmap, busybox-static, iptables and
+#      catatonit with apt if any of them is missing (~15 s the first time);
 #   2. adds the settings podman needs on these machines to /etc/containers/containers.conf (ulimits
 #      the sandbox allows; runc + cgroupfs because crun refuses the hybrid cgroup layout; file event
 #      logger because systemd is not PID 1), keeping whatever else the file holds;
@@ -30,13 +30,17 @@ exec 9>/run/lock/dogwatch-podman-setup.lock
 flock -w 300 9 || die "timed out waiting for /run/lock/dogwatch-podman-setup.lock"
 
 # 1. Packages.
-if ! command -v podman >/dev/null || ! command -v runc >/dev/null || [[ ! -x /bin/busybox ]]; then
+# netavark (podman's network backend on Debian 12) needs iptables: without it every `podman run` fails
+# with "netavark: No such file or directory"; `--init` containers need catatonit, which podman only
+# recommends.
+if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v iptables >/dev/null ||
+  [[ ! -x /bin/busybox || ! -x /usr/libexec/podman/catatonit ]]; then
   echo "podman.sh: installing podman (apt)..." >&2
   export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y -q podman runc fuse-overlayfs slirp4netns uidmap busybox-static >/dev/null; then
+  packages=(podman runc fuse-overlayfs slirp4netns uidmap busybox-static iptables catatonit)
+  if ! apt-get install -y -q "${packages[@]}" >/dev/null; then
     apt-get update -q >/dev/null || die "apt-get update failed"
-    apt-get install -y -q podman runc fuse-overlayfs slirp4netns uidmap busybox-static >/dev/null ||
-      die "apt-get install podman failed"
+    apt-get install -y -q "${packages[@]}" >/dev/null || die "apt-get install podman failed"
   fi
 fi
 
