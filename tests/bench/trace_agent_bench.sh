@@ -36,10 +36,12 @@ trap cleanup EXIT
 # start_suite BIN_DIR: starts agent + trace-agent; sets suite_tpid and suite_target
 # (trace_load's options that reach it over the chosen transport).
 start_suite() {
-  local bin_dir=$1 dir port agent
+  local bin_dir=$1 dir port agent socket=""
   dir=$(mktemp -d)
   dirs+=("$dir")
   port=$(free_tcp_port)
+  # The unix listener only when it is measured: the TCP figures stay those of a TCP-only receiver.
+  [[ $transport == unix ]] && socket=$dir/apm.socket
   cat >"$dir/dw.yaml" <<YAML
 run_path: $dir
 log_level: warn
@@ -47,7 +49,7 @@ agent_ipc: {socket: $dir/agent.sock}
 health_port: 0
 local_intake: {port: 0, max_size_in_bytes: 67108864}
 supervisor: {enabled: true, bin_dir: $bin_dir}
-apm_config: {enabled: true, receiver_port: $port, receiver_socket: "$dir/apm.socket"}
+apm_config: {enabled: true, receiver_port: $port, receiver_socket: "$socket"}
 dogstatsd_port: 0
 dogstatsd_socket: ""
 YAML
@@ -61,7 +63,7 @@ YAML
     exit 1
   }
   suite_target=(--url "http://127.0.0.1:$port")
-  [[ $transport == unix ]] && suite_target+=(--unix-socket "$dir/apm.socket")
+  [[ -n $socket ]] && suite_target+=(--unix-socket "$socket")
   return 0
 }
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -37,6 +37,7 @@
 namespace {
 
 constexpr std::string_view kReplyBody = R"({"rate_by_service":{"service:,env:":1}})";
+constexpr std::string_view kAgentVersion = "7.0.0";  // Datadog-Agent-Version, on every reply of both
 // Bodies beyond this are refused (the connection is closed): bounded like the real receiver.
 constexpr size_t kMaxBodyBytes = 32 * 1024 * 1024;
 constexpr size_t kMaxHeaderBytes = 64 * 1024;
@@ -104,10 +105,10 @@ int RunRaw(uint16_t port, std::chrono::steady_clock::time_point deadline) {
   event.events = EPOLLIN;
   event.data.fd = listener;
   epoll_ctl(poller, EPOLL_CTL_ADD, listener, &event);
-  const std::string reply =
-      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDatadog-Agent-Version: 7.0.0\r\n"
-      "Content-Length: " +
-      std::to_string(kReplyBody.size()) + "\r\n\r\n" + std::string(kReplyBody);
+  const std::string reply = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDatadog-Agent-Version: " +
+                            std::string(kAgentVersion) +
+                            "\r\nContent-Length: " + std::to_string(kReplyBody.size()) + "\r\n\r\n" +
+                            std::string(kReplyBody);
   std::unordered_map<int, Connection> connections;
   epoll_event ready[64];
   while (!stop_requested && std::chrono::steady_clock::now() < deadline) {
@@ -148,7 +149,7 @@ int RunDogwatch(uint16_t port, std::chrono::steady_clock::time_point deadline) {
   dogwatch::http::HttpServerOptions options;
   options.port = port;
   options.max_body_bytes = kMaxBodyBytes;
-  options.reply_headers.Add("Datadog-Agent-Version", "7.0.0");
+  options.reply_headers.Add("Datadog-Agent-Version", std::string(kAgentVersion));
   options.log_name = "http_sink";
   auto server = dogwatch::http::HttpServer::Start(options, [](const dogwatch::http::HttpRequest&) {
     return dogwatch::http::HttpReply::Json(200, std::string(kReplyBody));

@@ -26,8 +26,8 @@ constexpr std::string_view kLinkNameKey = "link.name";
 bool IsAsciiAlpha(uint8_t b) { return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z'); }
 bool IsAsciiAlnum(uint8_t b) { return IsAsciiAlpha(b) || (b >= '0' && b <= '9'); }
 // Byte classes of the tag fast path, one table load per byte where a chain of range tests cost a
-// branch per range (the check runs on several service values of every span).
-enum TagByteClass : uint8_t { kTagOther = 0, kTagChar = 1, kTagStart = 2, kTagUnderscore = 4 };
+// branch per range (the check runs on several service values of every span). Any other byte is 0.
+enum : uint8_t { kTagChar = 1, kTagStart = 2, kTagUnderscore = 4 };
 constexpr std::array<uint8_t, 256> kTagByteClasses = [] {
   std::array<uint8_t, 256> classes{};
   for (int b = 'a'; b <= 'z'; ++b) classes[b] = kTagChar | kTagStart;
