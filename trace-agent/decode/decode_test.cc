@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/strings/strings.h"
+#include "trace-agent/decode/decode_internal.h"
 #include "trace-agent/decode/test_msgpack_writer.h"
 #include "trace-agent/decode/testdata_payloads.h"
 #include "trace-agent/decode/utf8.h"
@@ -663,6 +664,32 @@ TEST_CASE("v0.4: duplicate map keys keep the last value, small and large maps") 
   }));
   REQUIRE(repeated.meta.size() == 1);
   CHECK(repeated.meta[0].first == "new");
+}
+
+// The filter may flag a map without duplicates (the exact check then finds none), but must never
+// miss one: a missed duplicate would leave two entries with one key in the span model.
+TEST_CASE("duplicate key filter: never misses a duplicate, rarely flags distinct keys") {
+  using decode_internal::DuplicateKeyFilter;
+  // Keys of every length class: 1-3 bytes, 4-7, 8 and more; a repeat of key `dup` comes last.
+  std::vector<std::string> keys;
+  for (int i = 0; i < 80; ++i) keys.push_back(std::string(static_cast<size_t>(1 + i % 24), 'a') + Cat(i));
+  keys.push_back("x");
+  keys.push_back("xyz");
+  for (size_t n = 1; n <= keys.size(); ++n) {
+    for (size_t dup = 0; dup < n; dup += 7) {
+      DuplicateKeyFilter filter;
+      for (size_t i = 0; i < n; ++i) filter.Add(keys[i]);
+      filter.Add(std::string(keys[dup]));  // equal bytes at another address
+      CHECK(filter.possible_duplicate());
+    }
+  }
+  // A realistic span's meta keys: all distinct, and not flagged (no exact check on the common path).
+  DuplicateKeyFilter meta;
+  for (const char* key : {"component", "span.kind", "db.type", "db.system", "db.name", "db.user", "out.host",
+                          "peer.service", "env", "version", "_dd.base_service", "sql.query", "_dd.p.tid"}) {
+    meta.Add(key);
+  }
+  CHECK_FALSE(meta.possible_duplicate());
 }
 
 TEST_CASE("v0.4: span links") {

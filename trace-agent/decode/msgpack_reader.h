@@ -103,8 +103,9 @@ class Reader {
   }
 
   // A str (or, with allow_bin, a bin) value as a view into the input. Nil is a type error here:
-  // callers that accept nil call TryNil() first.
-  bool ReadStr(std::string_view* out, bool allow_bin) {
+  // callers that accept nil call TryNil() first. Always inlined: it runs for every key and string
+  // value, and GCC otherwise keeps it as a call once a caller's own inlining budget is spent.
+  [[gnu::always_inline]] bool ReadStr(std::string_view* out, bool allow_bin) {
     // Inline for every str width: dd-trace-js writes most values as str32 even when short.
     if (p_ < end_) {
       const uint8_t b = *p_;

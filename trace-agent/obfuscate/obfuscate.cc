@@ -91,8 +91,7 @@ void Obfuscator::ObfuscateSqlSpan(Span& span, KeepAlive* keep_alive) {
   };
   // The raw statement may also sit in attributes. A copy equal to the resource takes the resource's
   // result; a different statement is obfuscated on its own; one that does not parse is replaced.
-  auto obfuscate_attribute = [&](std::string_view key, std::string_view raw, const SpanString& obfuscated) {
-    SpanString* value = Find(span.meta, key);
+  auto obfuscate_attribute = [&](SpanString* value, std::string_view raw, const SpanString& obfuscated) {
     if (value == nullptr || value->empty()) return;
     if (!raw.empty() && *value == raw) {
       *value = obfuscated;  // a copy: borrowed stays borrowed, owned is copied
@@ -106,11 +105,24 @@ void Obfuscator::ObfuscateSqlSpan(Span& span, KeepAlive* keep_alive) {
     if (keep_alive != nullptr) keep_alive->push_back(*result);
     *value = as_span((*result)->query);
   };
+  // The three statement attributes in one pass over meta (a Find each scanned it whole). The
+  // pointers stay valid until meta grows, which happens only after their last use below.
+  SpanString* sql_query = nullptr;
+  SpanString* db_statement = nullptr;
+  SpanString* db_query_text = nullptr;
+  for (auto& [key, value] : span.meta) {
+    if (SameKey(key, kSqlQueryKey)) {
+      sql_query = &value;
+    } else if (SameKey(key, kDbStatementKey)) {
+      db_statement = &value;
+    } else if (SameKey(key, kDbQueryTextKey)) {
+      db_query_text = &value;
+    }
+  }
 
   if (span.resource.empty()) {
-    for (std::string_view key : {kSqlQueryKey, kDbStatementKey, kDbQueryTextKey}) {
-      obfuscate_attribute(key, {}, SpanString());
-    }
+    for (SpanString* value : {sql_query, db_statement, db_query_text})
+      obfuscate_attribute(value, {}, SpanString());
     return;
   }
   const SpanString raw = std::move(span.resource);
@@ -122,14 +134,15 @@ void Obfuscator::ObfuscateSqlSpan(Span& span, KeepAlive* keep_alive) {
 
   // sql.query always carries the obfuscated statement (set when absent, as the agent did for years);
   // a different statement already there is obfuscated on its own, as the current agent does.
-  SpanString* sql_query = Find(span.meta, kSqlQueryKey);
   if (sql_query != nullptr && !sql_query->empty() && *sql_query != raw) {
-    obfuscate_attribute(kSqlQueryKey, raw, obfuscated);
-  } else {
-    SetStaticKey(span.meta, kSqlQueryKey, obfuscated);
+    obfuscate_attribute(sql_query, raw, obfuscated);
+  } else if (sql_query != nullptr) {
+    *sql_query = obfuscated;
   }
-  obfuscate_attribute(kDbStatementKey, raw, obfuscated);
-  obfuscate_attribute(kDbQueryTextKey, raw, obfuscated);
+  obfuscate_attribute(db_statement, raw, obfuscated);
+  obfuscate_attribute(db_query_text, raw, obfuscated);
+  // Known absent (the pass above): appended without SetStaticKey's second scan; the key is a constant.
+  if (sql_query == nullptr) span.meta.emplace_back(SpanString::Borrow(kSqlQueryKey), obfuscated);
   if (result.ok() && !(*result)->metadata.tables_csv.empty()) {
     SetStaticKey(span.meta, kSqlTablesKey, as_span((*result)->metadata.tables_csv));
   }
