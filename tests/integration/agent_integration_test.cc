@@ -764,16 +764,22 @@ TEST_CASE("the tagger: a real podman container's DogStatsD (origin from SO_PASSC
   REQUIRE(run.exit_code == 0);
   const std::string id = std::string(dogwatch::strings::Strip(run.out));
   REQUIRE(id.size() == 64);
-  // The tagger follows the runtime's events: the new container is known within a moment.
-  auto status_has_container = [&] {
-    const auto status = GetStatus(setup.socket);
-    for (const auto& c : status.components()) {
-      if (c.name() == "tagger" && c.counters().count("containers") && c.counters().at("containers") >= 1)
-        return true;
-    }
-    return false;
+  // The tagger follows the runtime's events: the new container is known within a moment. Wait for
+  // this container by id (a count of known containers is also satisfied by any other container on the
+  // host, and then the datagram below would race the tagger).
+  auto tagger_knows_container = [&] {
+    auto stub = Stub(setup.socket);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 5s);
+    dogwatch::core::TaggerLookupRequest request;
+    request.set_container_id(id);
+    request.set_cardinality("high");
+    dogwatch::core::TaggerLookupResponse response;
+    if (!stub->TaggerLookup(&context, request, &response).ok()) return false;
+    return std::find(response.tags().begin(), response.tags().end(), "container_name:" + name) !=
+           response.tags().end();
   };
-  REQUIRE(WaitFor(status_has_container, 15s));
+  REQUIRE(WaitFor(tagger_knows_container, 15s));
 
   // A process inside the container sends over the unix socket: the agent sees its PID.
   RunOrFail({"/usr/bin/podman", "exec", name, "/dw/dsd_send", "/dsd/dsd.socket",
