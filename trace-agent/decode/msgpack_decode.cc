@@ -449,13 +449,8 @@ bool Decoder::ReadStringMap(StringMap* map) {
     std::string_view value;
     if (!ReadStringView(&value)) return false;
     where_.has_key = false;
-    if (IsText(key) && IsText(value)) [[likely]] {
-      entry->first = SpanString::Borrow(key);
-      entry->second = SpanString::Borrow(value);
-    } else {
-      entry->first = MakeSpanString(key);
-      entry->second = MakeSpanString(value);
-    }
+    entry->first = MakeSpanString(key);
+    entry->second = MakeSpanString(value);
     keys.Add(entry->first);
   }
   if (keys.possible_duplicate()) DedupeKeepLast(map);

@@ -134,10 +134,12 @@ void Obfuscator::ObfuscateSqlSpan(Span& span, KeepAlive* keep_alive) {
 
   // sql.query always carries the obfuscated statement (set when absent, as the agent did for years);
   // a different statement already there is obfuscated on its own, as the current agent does.
-  if (sql_query != nullptr && !sql_query->empty() && *sql_query != raw) {
-    obfuscate_attribute(sql_query, raw, obfuscated);
-  } else if (sql_query != nullptr) {
-    *sql_query = obfuscated;
+  if (sql_query != nullptr) {
+    if (sql_query->empty()) {
+      *sql_query = obfuscated;
+    } else {
+      obfuscate_attribute(sql_query, raw, obfuscated);
+    }
   }
   obfuscate_attribute(db_statement, raw, obfuscated);
   obfuscate_attribute(db_query_text, raw, obfuscated);
