@@ -177,26 +177,29 @@ struct HttpServer::Callbacks {
     MHD_get_connection_values(connection, MHD_HEADER_KIND, &CollectHeader, &request->headers);
     MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &CollectValue, &request->query_params);
 
-    const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (info == nullptr) return;
-    const int fd = info->connect_fd;
-    sockaddr_storage local{};
-    socklen_t len = sizeof(local);
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) return;
-    if (local.ss_family == AF_UNIX) {
+    // A server listens on one socket, so its transport is known without asking the kernel; the
+    // client's address is the one libmicrohttpd kept from accept(). (getsockname and getpeername
+    // were two syscalls on every request.)
+    if (!server->options_.unix_socket_path.empty()) {
       request->peer.transport = PeerInfo::Transport::kUnix;
       request->peer.address = server->options_.unix_socket_path;
+      // The kernel recorded the peer's credentials at connect(); the origin detection keys on its PID.
+      const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+      if (info == nullptr) return;
       ucred cred{};
       socklen_t cred_len = sizeof(cred);
-      if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0) {
+      if (getsockopt(info->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0) {
         request->peer.credentials = PeerInfo::Credentials{cred.pid, cred.uid, cred.gid};
       }
       return;
     }
     request->peer.transport = PeerInfo::Transport::kTcp;
-    sockaddr_storage peer{};
-    len = sizeof(peer);
-    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+    const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (info != nullptr && info->client_addr != nullptr) {
+      sockaddr_storage peer{};
+      const size_t size =
+          info->client_addr->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+      std::memcpy(&peer, info->client_addr, size);
       request->peer.address = FormatSockaddr(peer);
     }
   }

@@ -328,11 +328,13 @@ std::map<std::string, int64_t> Pipeline::Counters() const {
   out["tag_storage_reused"] = static_cast<int64_t>(tags.reused);
   out["tag_storage_allocated"] = static_cast<int64_t>(tags.allocated);
   out["tag_storage_released"] = static_cast<int64_t>(tags.released);
+  out["tag_storage_pooled"] = static_cast<int64_t>(tags.pooled);
   // Distinct peer tag sets are formatted once; past the cache's bounds they are formatted per span.
   out["stats_peer_tag_sets"] = static_cast<int64_t>(concentrator.peer_tag_sets.sets);
   out["stats_peer_tag_set_hits"] = static_cast<int64_t>(concentrator.peer_tag_sets.hits);
   out["stats_peer_tag_set_misses"] = static_cast<int64_t>(concentrator.peer_tag_sets.misses);
   out["stats_peer_tag_sets_uncached"] = static_cast<int64_t>(concentrator.peer_tag_sets.uncached);
+  out["stats_peer_tag_set_cache_resets"] = static_cast<int64_t>(concentrator.peer_tag_sets.resets);
   // The SQL query cache is bounded by entries and bytes; what the bounds shed shows as evictions.
   const ObfuscatorStats obfuscation = obfuscator_.stats();
   out["obfuscation_sql_queries"] = static_cast<int64_t>(obfuscation.sql_queries);

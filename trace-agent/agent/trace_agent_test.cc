@@ -173,6 +173,10 @@ TEST_CASE("valid traces are answered with rate_by_service and written") {
         counters.at("obfuscation_sql_queries"));
   CHECK(counters.at("obfuscation_sql_cache_evictions") == 0);
   CHECK(counters.at("obfuscation_sql_cache_entries") > 0);
+  // Every bounded store reports what it kept and what it shed.
+  CHECK(counters.at("stats_peer_tag_set_cache_resets") == 0);
+  CHECK(counters.at("tag_storage_pooled") >= 0);
+  CHECK(counters.at("tag_storage_reused") + counters.at("tag_storage_allocated") > 0);
 }
 
 TEST_CASE("bad trace payloads get a clear 4xx, are counted and never crash") {

@@ -56,23 +56,51 @@ std::shared_ptr<TraceWriter::Buffer> TraceWriter::NewStreamBufferLocked(size_t p
     frame_input_.reset(new char[needed]);
     frame_input_capacity_ = needed;
   }
-  // Protobuf fields may come in any order: the header goes first, as in the gzip buffer.
+  // Protobuf fields may come in any order: the header goes first, as in the gzip buffer. No
+  // compressor reads frame_input_ now: the previous frame was ended by the seal (compressing_ is null).
   std::memcpy(frame_input_.get(), header_.data(), header_.size());
   buffer->uncompressed = header_.size();
+  std::lock_guard<std::mutex> compress_lock(compress_mu_);
   absl::Status status = stream_.Begin(options_.zstd_level, frame_input_.get());
   if (!status.ok()) {
     buffer->failed = true;
     log::Get("trace-writer")->error("starting a zstd trace payload: {}", status.message());
   }
+  compressing_ = buffer.get();
+  compressed_end_.store(0, std::memory_order_relaxed);
+  encoded_end_.store(buffer->uncompressed, std::memory_order_release);
   return buffer;
 }
 
-void TraceWriter::StreamLocked(Buffer& buffer, bool end) {
+void TraceWriter::CompressLocked(size_t input_end, bool end) {
+  Buffer& buffer = *compressing_;
+  compressed_end_.store(input_end, std::memory_order_relaxed);
   if (buffer.failed) return;
-  absl::Status status = stream_.Append(buffer.uncompressed, end, &buffer.compressed);
+  absl::Status status = stream_.Append(input_end, end, &buffer.compressed);
   if (!status.ok()) {
     buffer.failed = true;
     log::Get("trace-writer")->error("compressing a trace payload: {}", status.message());
+  }
+}
+
+void TraceWriter::CompressEncoded() {
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(compress_mu_, std::try_to_lock);
+      if (!lock.owns_lock()) return;  // the holder re-checks after it lets go
+      // Sealed and not yet restarted: the seal compressed everything.
+      if (compressing_ == nullptr) return;
+      while (true) {
+        const size_t end = encoded_end_.load(std::memory_order_acquire);
+        if (end <= compressed_end_.load(std::memory_order_relaxed)) break;
+        CompressLocked(end, /*end=*/false);
+      }
+    }
+    // A writer may have published bytes after the last check and found the lock taken: take them
+    // now rather than leave them for the next write. (A spurious try_lock failure only delays them
+    // to the next write or the seal, which compress everything.)
+    if (encoded_end_.load(std::memory_order_acquire) <= compressed_end_.load(std::memory_order_relaxed))
+      return;
   }
 }
 
@@ -101,16 +129,23 @@ void TraceWriter::WriteZstd(const TracerPayload& payload, int64_t spans) {
   // into the frame's input, which zstd then reads in place.
   thread_local PayloadEncoder encoder;
   const size_t size = encoder.Measure(payload);
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   // Like the Datadog writer, flush what is buffered first when this payload would take the buffer
   // past the flush size (a payload larger than that on its own is sent alone).
   if (current_ != nullptr && PayloadBytes(*current_) + size > options_.flush_bytes) SealLocked();
   if (current_ == nullptr) current_ = NewStreamBufferLocked(size);
-  Buffer& buffer = *current_;
-  encoder.EncodeMeasured(payload, frame_input_.get() + buffer.uncompressed);
-  AddPayloadLocked(buffer, payload, spans, size);
-  StreamLocked(buffer, /*end=*/false);
-  if (PayloadBytes(buffer) >= options_.flush_bytes) SealLocked();
+  {
+    Buffer& buffer = *current_;
+    encoder.EncodeMeasured(payload, frame_input_.get() + buffer.uncompressed);
+    AddPayloadLocked(buffer, payload, spans, size);
+    encoded_end_.store(buffer.uncompressed, std::memory_order_release);
+    if (PayloadBytes(buffer) >= options_.flush_bytes) {
+      SealLocked();
+      return;
+    }
+  }
+  lock.unlock();
+  CompressEncoded();
 }
 
 void TraceWriter::WriteGzip(const TracerPayload& payload, int64_t spans) {
@@ -144,8 +179,13 @@ void TraceWriter::SealLocked() {
     pending_.pop_front();
   }
   // zstd: the frame ends here, so that the one stream serves the next buffer at once (and a
-  // pending buffer holds only compressed bytes). At most a block of input is still to compress.
-  if (options_.compression == TraceCompression::kZstd) StreamLocked(*current_, /*end=*/true);
+  // pending buffer holds only compressed bytes). This waits for a compression in flight, then
+  // compresses whatever writers encoded since.
+  if (options_.compression == TraceCompression::kZstd) {
+    std::lock_guard<std::mutex> compress_lock(compress_mu_);
+    CompressLocked(current_->uncompressed, /*end=*/true);
+    compressing_ = nullptr;
+  }
   pending_.push_back(std::move(current_));
   current_ = nullptr;
   wake_.notify_one();

@@ -81,10 +81,10 @@ class TraceWriter {
     // reserved. Not value-initialised: every byte is written before it is read.
     std::unique_ptr<char[]> data;
     size_t size = 0;           // gzip: bytes reserved, header included
-    GrowableBytes compressed;  // zstd: the frame so far (whole once sealed)
+    GrowableBytes compressed;  // zstd: the frame so far (whole once sealed; guarded by compress_mu_)
     size_t uncompressed = 0;   // AgentPayload bytes so far, header included (both codecs)
     int writers = 0;           // gzip: threads still encoding into a reserved range (guarded by mu_)
-    bool failed = false;       // zstd: the stream failed; the flusher counts the spans as dropped
+    bool failed = false;       // zstd: the stream failed (guarded by compress_mu_ until sealed)
     int64_t spans = 0;
     int64_t traces = 0;
     std::set<std::string> languages;
@@ -97,10 +97,15 @@ class TraceWriter {
   void WriteGzip(const TracerPayload& payload, int64_t spans);
   void WriteZstd(const TracerPayload& payload, int64_t spans);
   // zstd: starts current_'s frame with the header, with frame_input_ room for a flush or for
-  // `payload_bytes`; compresses the frame's input up to buffer.uncompressed; ends the frame (all
-  // under mu_).
+  // `payload_bytes` (under mu_).
   std::shared_ptr<Buffer> NewStreamBufferLocked(size_t payload_bytes);
-  void StreamLocked(Buffer& buffer, bool end);
+  // zstd: compresses the open frame's input up to `input_end`, and with `end` finishes it (under
+  // compress_mu_).
+  void CompressLocked(size_t input_end, bool end);
+  // zstd, after a write: compresses what writers have encoded so far unless another thread is already
+  // compressing, in which case that thread takes these bytes too (or the next write, or the seal, does).
+  // A writer never waits here for another's compression.
+  void CompressEncoded();
   void AddPayloadLocked(Buffer& buffer, const TracerPayload& payload, int64_t spans, size_t size);
 
   const TraceWriterOptions options_;
@@ -112,7 +117,16 @@ class TraceWriter {
   // Null until the first write after a seal, and never empty otherwise: the write that creates it
   // reserves its entry (Measure() >= 2 bytes: field tag and length) in the same critical section.
   std::shared_ptr<Buffer> current_;
-  ZstdStream stream_;  // zstd: the frame of current_ (guarded by mu_)
+  // zstd: compression runs outside mu_, so that a writer encodes its payload while another compresses
+  // (it used to wait for the whole compression of the other's request). Lock order: mu_, then
+  // compress_mu_; a thread holding compress_mu_ never takes mu_. Encoding stays under mu_: payloads
+  // land in the frame in order, and the encoded end is published to compressors through
+  // encoded_end_ only once the bytes below it are written.
+  std::mutex compress_mu_;
+  ZstdStream stream_;                      // the open frame (guarded by compress_mu_)
+  Buffer* compressing_ = nullptr;          // current_ while its frame is open (guarded by compress_mu_)
+  std::atomic<size_t> encoded_end_{0};     // frame_input_ bytes written for the open frame
+  std::atomic<size_t> compressed_end_{0};  // of which the stream has been given this many
   // zstd: the uncompressed AgentPayload of current_ (its first buffer.uncompressed bytes), which the
   // stream reads in place; kept for the next frame (guarded by mu_).
   std::unique_ptr<char[]> frame_input_;

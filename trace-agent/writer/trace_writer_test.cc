@@ -251,15 +251,20 @@ TEST_CASE("the writer batches payloads up to the flush size and sends zstd by de
 }
 
 TEST_CASE("writers on several threads encode into the shared buffer without losing or mixing payloads") {
-  // Each writer reserves its byte range under the lock and encodes into it outside; the flusher must
-  // wait for ranges still being filled. Payloads carry their writer and sequence number in a tag, and
-  // every one must come back whole (protobuf parses each flush) exactly once.
+  // gzip: each writer reserves its byte range under the lock and encodes into it outside; the flusher
+  // must wait for ranges still being filled. zstd: writers encode in turn and compress outside the
+  // lock, one at a time, each taking what the others encoded meanwhile; a seal waits for the
+  // compression in flight. Payloads carry their writer and sequence number in a tag, and every one
+  // must come back whole (protobuf parses each flush) exactly once.
   std::mutex mu;
   std::vector<OutgoingPayload> submitted;
   TraceWriterOptions options;
   std::string one;
   PayloadEncoder().AppendTracerPayload(MakePayload(), &one);
-  options.flush_bytes = one.size() * 7 / 2;  // small flushes: many seals while others are encoding
+  // Small flushes (many seals while others encode or compress), and flushes of several zstd blocks
+  // (compression mid-frame while others encode), each with both codecs.
+  options.flush_bytes = GENERATE_COPY(one.size() * 7 / 2, one.size() * 1000);
+  options.compression = GENERATE(TraceCompression::kZstd, TraceCompression::kGzip);
   options.flush_interval = absl::Milliseconds(1);
   options.max_pending_payloads = 1000;
   options.header.hostname = "agent-host";
@@ -286,7 +291,9 @@ TEST_CASE("writers on several threads encode into the shared buffer without losi
   std::set<std::string> seen;
   int spans = 0;
   for (const OutgoingPayload& payload : submitted) {
-    auto body = dogwatch::compression::ZstdDecompress(payload.body, 1 << 24);
+    auto body = options.compression == TraceCompression::kZstd
+                    ? dogwatch::compression::ZstdDecompress(payload.body, 1 << 24)
+                    : dogwatch::compression::GzipDecompress(payload.body, 1 << 24);
     REQUIRE(body.ok());
     datadog::trace::AgentPayload decoded;
     REQUIRE(decoded.ParseFromString(*body));
