@@ -817,6 +817,53 @@ TEST_CASE("concentrator: recent groups are found again exactly (memo), across ch
   CHECK(c.counters().groups_flushed == 8 + 1);
 }
 
+TEST_CASE("concentrator: a long chunk counts every eligible span once, under its own key") {
+  // A thousand spans mixing eligibility, resources, gRPC codes (from a metric, formatted into scratch)
+  // and peer tags: the memo and the peer tag set cache must never hand one span's key to another.
+  auto cfg = Config();
+  cfg.peer_tags_aggregation = true;
+  Concentrator c(cfg, kBase);
+  TraceChunk chunk;
+  constexpr int kSpans = 1000;
+  int ineligible = 0;
+  for (int i = 0; i < kSpans; ++i) {
+    SpanSpec s;
+    s.span_id = static_cast<uint64_t>(i + 1);
+    s.parent_id = 1000000;
+    s.top_level = i % 7 != 0;  // every 7th span is neither top-level nor measured
+    if (!s.top_level) ++ineligible;
+    s.resource = "GET /r" + std::to_string(i % 3);
+    // A client span is eligible by its kind alone: the ineligible ones are internal.
+    s.meta = {{"span.kind", s.top_level ? "client" : "internal"},
+              {"peer.service", "peer-" + std::to_string(i % 5)}};
+    s.metrics = {{"rpc.grpc.status_code", static_cast<double>(i % 3)}};
+    chunk.spans.push_back(MakeSpan(s));
+  }
+  c.AddChunk(Info(), chunk, nullptr);
+  CHECK(c.counters().spans_counted == static_cast<uint64_t>(kSpans - ineligible));
+  CHECK(c.counters().spans_ineligible == static_cast<uint64_t>(ineligible));
+
+  // Expected hits per (resource, gRPC code, peer service), from the spans themselves.
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> want;
+  for (int i = 0; i < kSpans; ++i) {
+    if (i % 7 == 0) continue;
+    ++want[{"GET /r" + std::to_string(i % 3), std::to_string(i % 3),
+            "peer.service:peer-" + std::to_string(i % 5)}];
+  }
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> got;
+  StatsPayload out = c.Flush(kBase + 30 * kSec, true);
+  for (const auto& cp : out.stats) {
+    for (const auto& b : cp.stats) {
+      for (const auto& g : b.stats) {
+        REQUIRE(g.peer_tags.size() == 1);
+        got[{g.resource, g.grpc_status_code, g.peer_tags[0]}] += g.hits;
+      }
+    }
+  }
+  CHECK(want.size() == 15);  // i % 3 and i % 5 together take all 15 combinations
+  CHECK(got == want);
+}
+
 TEST_CASE("concentrator: peer tags past the set cache's bound make the same groups, counted") {
   auto run = [](size_t max_sets) {
     auto cfg = Config();
