@@ -43,14 +43,14 @@ struct RequestState {
   size_t drained_bytes = 0;
 };
 
-std::string FormatSockaddr(const sockaddr_storage& addr) {
+std::string FormatSockaddr(const sockaddr& addr) {
   char host[INET6_ADDRSTRLEN] = {};
-  if (addr.ss_family == AF_INET) {
+  if (addr.sa_family == AF_INET) {
     const auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
     inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
     return absl::StrCat(host, ":", ntohs(in->sin_port));
   }
-  if (addr.ss_family == AF_INET6) {
+  if (addr.sa_family == AF_INET6) {
     const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
     inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
     return absl::StrCat("[", host, "]:", ntohs(in6->sin6_port));
@@ -195,13 +195,8 @@ struct HttpServer::Callbacks {
     }
     request->peer.transport = PeerInfo::Transport::kTcp;
     const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (info != nullptr && info->client_addr != nullptr) {
-      sockaddr_storage peer{};
-      const size_t size =
-          info->client_addr->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-      std::memcpy(&peer, info->client_addr, size);
-      request->peer.address = FormatSockaddr(peer);
-    }
+    if (info != nullptr && info->client_addr != nullptr)
+      request->peer.address = FormatSockaddr(*info->client_addr);
   }
 
   static MHD_Result QueueReply(HttpServer* server, MHD_Connection* connection, const HttpReply& reply) {

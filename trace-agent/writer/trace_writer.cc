@@ -84,23 +84,14 @@ void TraceWriter::CompressLocked(size_t input_end, bool end) {
 }
 
 void TraceWriter::CompressEncoded() {
-  while (true) {
-    {
-      std::unique_lock<std::mutex> lock(compress_mu_, std::try_to_lock);
-      if (!lock.owns_lock()) return;  // the holder re-checks after it lets go
-      // Sealed and not yet restarted: the seal compressed everything.
-      if (compressing_ == nullptr) return;
-      while (true) {
-        const size_t end = encoded_end_.load(std::memory_order_acquire);
-        if (end <= compressed_end_.load(std::memory_order_relaxed)) break;
-        CompressLocked(end, /*end=*/false);
-      }
-    }
-    // A writer may have published bytes after the last check and found the lock taken: take them
-    // now rather than leave them for the next write. (A spurious try_lock failure only delays them
-    // to the next write or the seal, which compress everything.)
-    if (encoded_end_.load(std::memory_order_acquire) <= compressed_end_.load(std::memory_order_relaxed))
-      return;
+  // Until the stream has been given everything encoded: a writer may publish bytes while the holder
+  // compresses and find the lock taken, so the holder looks again after letting go. (A spurious
+  // try_lock failure only delays bytes to the next write or the seal, which compress everything.)
+  while (encoded_end_.load(std::memory_order_acquire) > compressed_end_.load(std::memory_order_relaxed)) {
+    std::unique_lock<std::mutex> lock(compress_mu_, std::try_to_lock);
+    if (!lock.owns_lock()) return;        // the holder takes these bytes too
+    if (compressing_ == nullptr) return;  // sealed and not yet restarted: the seal compressed everything
+    CompressLocked(encoded_end_.load(std::memory_order_acquire), /*end=*/false);
   }
 }
 
@@ -134,15 +125,13 @@ void TraceWriter::WriteZstd(const TracerPayload& payload, int64_t spans) {
   // past the flush size (a payload larger than that on its own is sent alone).
   if (current_ != nullptr && PayloadBytes(*current_) + size > options_.flush_bytes) SealLocked();
   if (current_ == nullptr) current_ = NewStreamBufferLocked(size);
-  {
-    Buffer& buffer = *current_;
-    encoder.EncodeMeasured(payload, frame_input_.get() + buffer.uncompressed);
-    AddPayloadLocked(buffer, payload, spans, size);
-    encoded_end_.store(buffer.uncompressed, std::memory_order_release);
-    if (PayloadBytes(buffer) >= options_.flush_bytes) {
-      SealLocked();
-      return;
-    }
+  Buffer& buffer = *current_;
+  encoder.EncodeMeasured(payload, frame_input_.get() + buffer.uncompressed);
+  AddPayloadLocked(buffer, payload, spans, size);
+  encoded_end_.store(buffer.uncompressed, std::memory_order_release);
+  if (PayloadBytes(buffer) >= options_.flush_bytes) {
+    SealLocked();
+    return;
   }
   lock.unlock();
   CompressEncoded();
