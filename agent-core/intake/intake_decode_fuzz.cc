@@ -41,6 +41,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   limits.max_json_bytes = 32 << 20;
   auto json = dogwatch::intake::DecodePayloadToJson(*PayloadKindForPath(path), encoding, body, limits);
   if (json.ok() && json->size() > limits.max_json_bytes) std::abort();
+  // Receive-time validation accepts everything that decodes (it may accept more: JSON size limits
+  // apply to the rendering only).
+  const absl::Status validated =
+      dogwatch::intake::ValidatePayload(*PayloadKindForPath(path), encoding, body, limits);
+  if (json.ok() && !validated.ok()) std::abort();
 
   // The generic pieces on the raw body too, so the fuzzer reaches them without compression.
   (void)dogwatch::intake::MsgpackToJson(body);

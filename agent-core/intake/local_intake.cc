@@ -212,8 +212,8 @@ http::HttpReply LocalIntake::AcceptPayload(const http::HttpRequest& request, Pay
   }
 
   const std::string content_encoding(request.headers.GetOr("Content-Encoding", ""));
-  absl::StatusOr<std::string> decoded =
-      DecodePayloadToJson(kind, content_encoding, request.body, options_.decode_limits);
+  // Checked, not rendered: the JSON is made when someone asks for the payload (Decoded).
+  const absl::Status decoded = ValidatePayload(kind, content_encoding, request.body, options_.decode_limits);
 
   PayloadMeta meta;
   meta.method = request.method;
@@ -223,7 +223,7 @@ http::HttpReply LocalIntake::AcceptPayload(const http::HttpRequest& request, Pay
   meta.api_key_hint = ApiKeyHint(ApiKeyOf(request));
   meta.decode_status = decoded.ok() ? "ok" : "error";
   if (!decoded.ok()) {
-    meta.decode_error = std::string(decoded.status().message()).substr(0, kMaxStoredErrorBytes);
+    meta.decode_error = std::string(decoded.message()).substr(0, kMaxStoredErrorBytes);
   }
   meta.headers = StorableHeaders(request.headers);
   const std::string error_text = meta.decode_error;

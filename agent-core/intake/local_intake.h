@@ -1,8 +1,9 @@
 #pragma once
 // The local intake: what payloads go to when no Datadog API key is configured, and a stand-in for
 // the Datadog intake in tests. It answers the Datadog intake paths the way Datadog does (202 {}),
-// decodes every payload on arrival (answering 400 with the reason when our own agents send
-// something malformed), and keeps what it received on disk, bounded, for inspection.
+// checks every payload on arrival by decompressing and parsing it (answering 400 with the reason
+// when our own agents send something malformed; ValidatePayload), and keeps what it received on
+// disk, bounded, for inspection, rendered as JSON when asked for.
 //
 // Both transports call Accept(): the HTTP server (IntakeServer) and the core's forwarder
 // in-process. Accept() also serves the inspection API under /dogwatch/intake/:

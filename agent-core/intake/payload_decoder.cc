@@ -4,9 +4,11 @@
 
 #include <cstring>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "agent-core/intake/msgpack_json.h"
+#include "agent-core/intake/protobuf_wire_check.h"
 #include "common/compression/compression.h"
 #include "datadog/metrics/metrics.pb.h"
 #include "datadog/process/agent.pb.h"
@@ -46,16 +48,52 @@ using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
 // Decompresses per Content-Encoding, naming the header in the error so that a client sending the
 // wrong header is told so.
+absl::Status ContentEncodingError(std::string_view content_encoding, const absl::Status& status) {
+  const std::string encoding = content_encoding.empty() ? "identity" : std::string(content_encoding);
+  return absl::Status(status.code(), absl::StrCat("Content-Encoding ", encoding, ": ", status.message()));
+}
+
 absl::StatusOr<std::string> DecodeContent(std::string_view content_encoding, std::string_view body,
                                           const DecodeLimits& limits) {
   absl::StatusOr<std::string> raw =
       compression::DecompressByContentEncoding(content_encoding, body, limits.max_decompressed_bytes);
-  if (!raw.ok()) {
-    const std::string encoding = content_encoding.empty() ? "identity" : std::string(content_encoding);
-    return absl::Status(raw.status().code(),
-                        absl::StrCat("Content-Encoding ", encoding, ": ", raw.status().message()));
-  }
+  if (!raw.ok()) return ContentEncodingError(content_encoding, raw.status());
   return raw;
+}
+
+// One compiled check per type, built on first use.
+template <typename Message>
+const ProtobufWireCheck& WireCheck() {
+  static const ProtobufWireCheck check(Message::descriptor());
+  return check;
+}
+
+template <typename Message>
+absl::Status CheckProtobuf(std::string_view bytes, absl::string_view type_name) {
+  absl::Status status = WireCheck<Message>().Check(bytes);
+  if (status.ok()) return status;
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid ", type_name, " protobuf (", bytes.size(), " bytes): ", status.message()));
+}
+
+// The decompressed bytes of the payloads checked on this thread: a trace flush is ~3 MB, and a new
+// buffer each time cost more in page faults and zero-filling than the decompression itself. A
+// buffer grown past this (a rare huge payload) is freed after use instead of kept.
+constexpr size_t kMaxKeptCheckBuffer = 8 << 20;
+
+template <typename Message>
+absl::Status ValidateProtobufPayload(std::string_view content_encoding, std::string_view body,
+                                     absl::string_view type_name, const DecodeLimits& limits) {
+  thread_local std::string raw;
+  absl::Cleanup release = [] {
+    if (raw.capacity() > kMaxKeptCheckBuffer) std::string().swap(raw);
+  };
+  absl::StatusOr<compression::Codec> codec = compression::CodecForContentEncoding(content_encoding);
+  absl::Status status = codec.ok()
+                            ? compression::DecompressInto(*codec, body, limits.max_decompressed_bytes, &raw)
+                            : codec.status();
+  if (!status.ok()) return ContentEncodingError(content_encoding, status);
+  return CheckProtobuf<Message>(raw, type_name);
 }
 
 template <typename Message>
@@ -63,9 +101,11 @@ absl::StatusOr<std::string> ProtobufToJson(std::string_view bytes, absl::string_
                                            const DecodeLimits& limits) {
   Message message;
   if (!message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid ", type_name, " protobuf (", bytes.size(),
-                                                   " bytes): truncated, malformed, or a string field holds "
-                                                   "invalid UTF-8"));
+    // The wire check says where and why (it refuses what the parser refuses).
+    absl::Status why = CheckProtobuf<Message>(bytes, type_name);
+    if (!why.ok()) return why;
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid ", type_name, " protobuf (", bytes.size(), " bytes)"));
   }
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
@@ -395,6 +435,30 @@ absl::StatusOr<std::string> DecodePayloadToJson(PayloadKind kind, std::string_vi
       return DecodeJsonPayload(content_encoding, body, JsonTopLevel::kArray, limits);
     case PayloadKind::kProcess:
       return DecodeProcessPayload(content_encoding, body, limits);
+  }
+  return absl::InternalError("unknown payload kind");
+}
+
+absl::Status ValidatePayload(PayloadKind kind, std::string_view content_encoding, std::string_view body,
+                             const DecodeLimits& limits) {
+  switch (kind) {
+    case PayloadKind::kTraces:
+      return ValidateProtobufPayload<datadog::trace::AgentPayload>(content_encoding, body, "AgentPayload",
+                                                                   limits);
+    case PayloadKind::kSeriesV2:
+      return ValidateProtobufPayload<datadog::agentpayload::MetricPayload>(content_encoding, body,
+                                                                           "MetricPayload", limits);
+    case PayloadKind::kSketches:
+      return ValidateProtobufPayload<datadog::agentpayload::SketchPayload>(content_encoding, body,
+                                                                           "SketchPayload", limits);
+    case PayloadKind::kTraceStats:
+    case PayloadKind::kSeriesV1:
+    case PayloadKind::kCheckRuns:
+    case PayloadKind::kIntake:
+    case PayloadKind::kMetadata:
+    case PayloadKind::kProcess:
+    case PayloadKind::kOpaque:
+      return DecodePayloadToJson(kind, content_encoding, body, limits).status();
   }
   return absl::InternalError("unknown payload kind");
 }

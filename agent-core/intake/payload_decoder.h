@@ -1,8 +1,8 @@
 #pragma once
 // Decoders for the bodies the Datadog intake paths carry, each turning a body (as received, with
 // its Content-Encoding) into JSON for inspection, or into a clear error saying what is wrong with
-// it. Used at receive time (to answer 400 for malformed payloads) and when a stored payload is
-// shown.
+// it. ValidatePayload runs at receive time (to answer 400 for malformed payloads); the JSON is
+// rendered when a stored payload is shown.
 //
 // JSON shapes:
 //   traces, series v2, sketches: the protobuf's JSON mapping with the .proto field names, default
@@ -68,6 +68,15 @@ struct DecodeLimits {
 // Decodes `body` (as received, compressed per `content_encoding`) to JSON.
 absl::StatusOr<std::string> DecodePayloadToJson(PayloadKind kind, std::string_view content_encoding,
                                                 std::string_view body, const DecodeLimits& limits = {});
+
+// What DecodePayloadToJson checks, without the JSON: the body decompresses within the limits and
+// parses as its kind's message. Receive time calls this; JSON is rendered only when a payload is
+// shown. Protobuf kinds are checked on the wire (ProtobufWireCheck: what the parser accepts,
+// without building the message); rendering an AgentPayload as JSON cost ~10x parsing it, and
+// parsing it ~10x the wire check. The other kinds are small and their JSON conversion is their
+// parse, so they are checked by converting them.
+absl::Status ValidatePayload(PayloadKind kind, std::string_view content_encoding, std::string_view body,
+                             const DecodeLimits& limits = {});
 
 // The process-agent message header (agent-payload process/message.go): 4 bytes in V1, 8 in V2, 16
 // in V3, all little-endian.

@@ -26,6 +26,8 @@ std::string DecodeOk(PayloadKind kind, std::string_view encoding, const std::str
   absl::StatusOr<std::string> json = DecodePayloadToJson(kind, encoding, body);
   INFO(json.status());
   REQUIRE(json.ok());
+  // Receive-time validation accepts what decodes.
+  CHECK(ValidatePayload(kind, encoding, body).ok());
   return *json;
 }
 
@@ -33,6 +35,10 @@ std::string DecodeError(PayloadKind kind, std::string_view encoding, const std::
                         const DecodeLimits& limits = {}) {
   absl::StatusOr<std::string> json = DecodePayloadToJson(kind, encoding, body, limits);
   REQUIRE_FALSE(json.ok());
+  // Receive-time validation refuses it with the same reason.
+  const absl::Status validated = ValidatePayload(kind, encoding, body, limits);
+  CHECK_FALSE(validated.ok());
+  CHECK(validated.message() == json.status().message());
   return std::string(json.status().message());
 }
 
@@ -101,7 +107,8 @@ TEST_CASE("every Datadog intake path maps to a payload kind") {
 
 TEST_CASE("opaque payloads show as JSON when they are JSON, else as base64, within the limits") {
   DecodeLimits limits;
-  auto json = DecodePayloadToJson(PayloadKind::kOpaque, "", R"({"request_type":"app-started","seq_id":1})", limits);
+  auto json =
+      DecodePayloadToJson(PayloadKind::kOpaque, "", R"({"request_type":"app-started","seq_id":1})", limits);
   REQUIRE(json.ok());
   CHECK(*json == R"({"bytes":41,"json":{"request_type":"app-started","seq_id":1}})");
   auto gz = dogwatch::compression::GzipCompress("not json \x01");
@@ -110,7 +117,8 @@ TEST_CASE("opaque payloads show as JSON when they are JSON, else as base64, with
   REQUIRE(binary.ok());
   CHECK(binary->find(R"("body_base64":")") != std::string::npos);
   limits.max_json_bytes = 16;
-  CHECK(absl::IsResourceExhausted(DecodePayloadToJson(PayloadKind::kOpaque, "", "[1,2,3,4,5,6,7,8,9]", limits).status()));
+  CHECK(absl::IsResourceExhausted(
+      DecodePayloadToJson(PayloadKind::kOpaque, "", "[1,2,3,4,5,6,7,8,9]", limits).status()));
 }
 
 TEST_CASE(

@@ -44,9 +44,12 @@ absl::Status CapExceeded(size_t cap) {
 // is how we learn that a stream would exceed the cap without decoding any further.
 class CappedOutput {
  public:
-  CappedOutput(size_t cap, size_t input_size) : cap_(cap), limit_(cap == SIZE_MAX ? SIZE_MAX : cap + 1) {
+  // `reuse`: a buffer from an earlier call (DecompressInto), whose whole capacity is used from the
+  // start; only the bytes past its old size are zero-filled, and its pages are already mapped.
+  CappedOutput(size_t cap, size_t input_size, std::string reuse = {})
+      : cap_(cap), limit_(cap == SIZE_MAX ? SIZE_MAX : cap + 1), buffer_(std::move(reuse)) {
     size_t guess = input_size > kMaxInitialOutput / 4 ? kMaxInitialOutput : input_size * 4;
-    buffer_.resize(std::min(limit_, std::max(guess, kMinInitialOutput)));
+    buffer_.resize(std::min(limit_, std::max({guess, kMinInitialOutput, buffer_.capacity()})));
   }
 
   // Makes sure there is room after the produced bytes; false when the buffer already holds cap + 1
@@ -79,7 +82,7 @@ class CappedOutput {
 // zlib counts in 32-bit uInt; bodies larger than 4 GiB are fed in slices.
 uInt ClampToUInt(size_t n) { return static_cast<uInt>(std::min<size_t>(n, UINT_MAX)); }
 
-absl::StatusOr<std::string> Inflate(std::string_view data, size_t cap, bool gzip) {
+absl::StatusOr<std::string> Inflate(std::string_view data, size_t cap, bool gzip, std::string reuse = {}) {
   const char* format = gzip ? "gzip" : "zlib";
   if (data.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("empty input is not valid ", format, " data"));
@@ -93,7 +96,7 @@ absl::StatusOr<std::string> Inflate(std::string_view data, size_t cap, bool gzip
   }
   absl::Cleanup end_stream = [&zs] { inflateEnd(&zs); };
 
-  CappedOutput out(cap, data.size());
+  CappedOutput out(cap, data.size(), std::move(reuse));
   const auto* next_input = reinterpret_cast<const Bytef*>(data.data());
   size_t input_left = data.size();
   for (;;) {
@@ -202,7 +205,11 @@ int MaxWindowLog(size_t cap) {
   return std::clamp(log, 23, kZstdDefaultMaxWindowLog);
 }
 
-absl::StatusOr<std::string> ZstdDecode(std::string_view data, size_t cap) {
+// Decoders kept per thread between calls: a new one allocates (and page-faults) its window for
+// every payload. One that grew past this (a frame with a large window) is freed after use instead.
+constexpr size_t kMaxKeptZstdDecoderBytes = 8 << 20;
+
+absl::StatusOr<std::string> ZstdDecode(std::string_view data, size_t cap, std::string reuse = {}) {
   if (data.empty()) return absl::InvalidArgumentError("empty input is not valid zstd data");
   // A bomb usually announces itself: reject before decoding anything.
   const unsigned long long declared = ZSTD_getFrameContentSize(data.data(), data.size());
@@ -210,12 +217,19 @@ absl::StatusOr<std::string> ZstdDecode(std::string_view data, size_t cap) {
     return absl::ResourceExhaustedError(
         absl::StrCat("decompressed size exceeds ", cap, " bytes (zstd frame declares ", declared, " bytes)"));
   }
-  std::unique_ptr<ZSTD_DCtx, ZstdDCtxDeleter> dctx(ZSTD_createDCtx());
+  thread_local std::unique_ptr<ZSTD_DCtx, ZstdDCtxDeleter> kept;
+  std::unique_ptr<ZSTD_DCtx, ZstdDCtxDeleter> dctx = std::move(kept);
+  if (dctx == nullptr) dctx.reset(ZSTD_createDCtx());
   if (dctx == nullptr) return absl::ResourceExhaustedError("cannot allocate zstd decoder");
+  ZSTD_DCtx_reset(dctx.get(), ZSTD_reset_session_and_parameters);
+  // Given back for the next call however this one ends (a reset decoder carries nothing over).
+  absl::Cleanup keep = [&dctx] {
+    if (ZSTD_sizeof_DCtx(dctx.get()) <= kMaxKeptZstdDecoderBytes) kept = std::move(dctx);
+  };
   const int max_window_log = MaxWindowLog(cap);
   ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, max_window_log);
 
-  CappedOutput out(cap, data.size());
+  CappedOutput out(cap, data.size(), std::move(reuse));
   ZSTD_inBuffer input{data.data(), data.size(), 0};
   for (;;) {
     if (!out.EnsureSpace()) return CapExceeded(cap);
@@ -384,6 +398,34 @@ absl::StatusOr<std::string> Decompress(Codec codec, std::string_view data, size_
       return ZstdDecode(data, max_output_bytes);
   }
   return absl::InvalidArgumentError("unknown codec");
+}
+
+absl::Status DecompressInto(Codec codec, std::string_view data, size_t max_output_bytes, std::string* out) {
+  absl::StatusOr<std::string> result;
+  switch (codec) {
+    case Codec::kIdentity:
+      if (data.size() > max_output_bytes) {
+        out->clear();
+        return CapExceeded(max_output_bytes);
+      }
+      out->assign(data);
+      return absl::OkStatus();
+    case Codec::kGzip:
+      result = Inflate(data, max_output_bytes, /*gzip=*/true, std::move(*out));
+      break;
+    case Codec::kZlib:
+      result = Inflate(data, max_output_bytes, /*gzip=*/false, std::move(*out));
+      break;
+    case Codec::kZstd:
+      result = ZstdDecode(data, max_output_bytes, std::move(*out));
+      break;
+    default:
+      return absl::InvalidArgumentError("unknown codec");
+  }
+  out->clear();
+  if (!result.ok()) return result.status();
+  *out = *std::move(result);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> DecompressByContentEncoding(std::string_view content_encoding,

@@ -46,6 +46,12 @@ absl::StatusOr<std::string> Compress(Codec codec, std::string_view data, int lev
 // truncated input. Concatenated gzip members and zstd frames are decoded as one stream.
 absl::StatusOr<std::string> Decompress(Codec codec, std::string_view data, size_t max_output_bytes);
 
+// Decompress, for callers that decompress large bodies often (the local intake's check of every
+// payload): the result replaces `*out`, whose buffer is reused (kept at its largest size: its pages
+// stay mapped, and only bytes past what it held are zero-filled); the zstd decoder is kept per
+// thread. On error `*out` is empty.
+absl::Status DecompressInto(Codec codec, std::string_view data, size_t max_output_bytes, std::string* out);
+
 // Decompress with the codec named by an HTTP Content-Encoding value (see CodecForContentEncoding).
 absl::StatusOr<std::string> DecompressByContentEncoding(std::string_view content_encoding,
                                                         std::string_view data, size_t max_output_bytes);

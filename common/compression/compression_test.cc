@@ -127,6 +127,35 @@ TEST_CASE("output cap is enforced exactly") {
   }
 }
 
+TEST_CASE("DecompressInto reuses its buffer across sizes, codecs and errors, and stays exact") {
+  std::string out;
+  // Large then small then large again: a reused buffer must never leak bytes of an earlier result.
+  for (Codec codec : kAllCodecs) {
+    for (size_t size : {size_t{3} << 20, size_t{10}, size_t{0}, size_t{200000}}) {
+      const std::string input = RandomBytes(size, static_cast<uint32_t>(size) + 3);
+      auto compressed = Compress(codec, input);
+      REQUIRE(compressed.ok());
+      INFO(ContentEncodingName(codec) << " size " << size);
+      REQUIRE(DecompressInto(codec, *compressed, input.size(), &out).ok());
+      CHECK(out == input);
+    }
+    // Over the cap or corrupt: an error, and nothing left in the output.
+    auto compressed = Compress(codec, Repetitive(100000));
+    REQUIRE(compressed.ok());
+    const absl::Status over = DecompressInto(codec, *compressed, 99999, &out);
+    CHECK(over.code() == absl::StatusCode::kResourceExhausted);
+    CHECK(out.empty());
+    if (codec != Codec::kIdentity) {
+      CHECK(absl::IsInvalidArgument(
+          DecompressInto(codec, compressed->substr(0, compressed->size() / 2), 1 << 20, &out)));
+      CHECK(out.empty());
+    }
+    // And the next call after an error still decodes correctly (the kept zstd decoder is reset).
+    REQUIRE(DecompressInto(codec, *compressed, 100000, &out).ok());
+    CHECK(out == Repetitive(100000));
+  }
+}
+
 TEST_CASE("decompression bombs stop at the cap") {
   // 1 GiB of zeros as 128 concatenated 8 MiB members/frames (about 1 MB of gzip, far less zstd): a
   // 1 MiB cap must stop decoding early instead of materializing the gigabyte.
