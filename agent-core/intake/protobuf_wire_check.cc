@@ -4,9 +4,14 @@
 #include <google/protobuf/stubs/common.h>
 
 #include <climits>
+#include <cstdint>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 namespace dogwatch::intake {
 namespace {
@@ -28,6 +33,23 @@ enum WireType : uint32_t {
   kWireEndGroup = 4,
   kWireFixed32 = 5,
 };
+
+// protobuf's own validator, so that the verdict is the parser's, after an ASCII prefix skipped 16
+// bytes at a time: tags, names and most values are ASCII, and the validator took a quarter of the
+// check's time on them. The prefix ends on a character boundary, so the rest validates alone.
+bool IsValidUtf8(const char* data, size_t size) {
+  size_t ascii = 0;
+#ifdef __SSE2__
+  while (size - ascii >= 16) {
+    const __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + ascii));
+    if (_mm_movemask_epi8(chunk) != 0) break;
+    ascii += 16;
+  }
+#endif
+  while (ascii < size && static_cast<uint8_t>(data[ascii]) < 0x80) ++ascii;
+  if (ascii == size) return true;
+  return google::protobuf::internal::IsStructurallyValidUTF8(data + ascii, static_cast<int>(size - ascii));
+}
 
 }  // namespace
 
@@ -149,8 +171,9 @@ class ProtobufWireCheck::Walker {
     return true;
   }
 
-  bool WalkField(const char** p, const char* end, const Message* type, Field field, uint32_t number,
-                 uint32_t wire, uint32_t tag, int depth, const char* field_start) {
+  [[gnu::always_inline]] inline bool WalkField(const char** p, const char* end, const Message* type,
+                                               Field field, uint32_t number, uint32_t wire, uint32_t tag,
+                                               int depth, const char* field_start) {
     switch (wire) {
       case kWireVarint:
         if (!SkipVarint(p, end)) return Fail(field_start, type, number, "malformed varint");
@@ -182,7 +205,7 @@ class ProtobufWireCheck::Walker {
     *p += size;
     switch (field.kind) {
       case Kind::kUtf8String:
-        if (!google::protobuf::internal::IsStructurallyValidUTF8(value, static_cast<int>(size))) {
+        if (!IsValidUtf8(value, size)) {
           return Fail(field_start, type, number, "string is not valid UTF-8");
         }
         return true;
