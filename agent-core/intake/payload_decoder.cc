@@ -46,13 +46,13 @@ constexpr PathEntry kPaths[] = {
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
-// Decompresses per Content-Encoding, naming the header in the error so that a client sending the
-// wrong header is told so.
+// A decompression error, naming the header so that a client sending the wrong one is told so.
 absl::Status ContentEncodingError(std::string_view content_encoding, const absl::Status& status) {
   const std::string encoding = content_encoding.empty() ? "identity" : std::string(content_encoding);
   return absl::Status(status.code(), absl::StrCat("Content-Encoding ", encoding, ": ", status.message()));
 }
 
+// Decompresses per Content-Encoding.
 absl::StatusOr<std::string> DecodeContent(std::string_view content_encoding, std::string_view body,
                                           const DecodeLimits& limits) {
   absl::StatusOr<std::string> raw =

@@ -44,12 +44,14 @@ absl::Status CapExceeded(size_t cap) {
 // is how we learn that a stream would exceed the cap without decoding any further.
 class CappedOutput {
  public:
-  // `reuse`: a buffer from an earlier call (DecompressInto), whose whole capacity is used from the
-  // start; only the bytes past its old size are zero-filled, and its pages are already mapped.
+  // `reuse`: a buffer from an earlier call (DecompressInto). It starts at the larger of the guess and
+  // its last result's size, and grows within its capacity without reallocating: only the bytes past
+  // its old size are zero-filled, and its pages are already mapped. (Starting at its whole capacity
+  // would zero-fill megabytes for a small payload that follows a large one.)
   CappedOutput(size_t cap, size_t input_size, std::string reuse = {})
       : cap_(cap), limit_(cap == SIZE_MAX ? SIZE_MAX : cap + 1), buffer_(std::move(reuse)) {
     size_t guess = input_size > kMaxInitialOutput / 4 ? kMaxInitialOutput : input_size * 4;
-    buffer_.resize(std::min(limit_, std::max({guess, kMinInitialOutput, buffer_.capacity()})));
+    buffer_.resize(std::min(limit_, std::max({guess, kMinInitialOutput, buffer_.size()})));
   }
 
   // Makes sure there is room after the produced bytes; false when the buffer already holds cap + 1
